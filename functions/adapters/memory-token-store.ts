@@ -1,0 +1,67 @@
+import type { DuePage, ProfileState, TokenRecord, TokenStore } from '../core/types.js';
+
+/**
+ * The token store in process memory: the same contract as the DynamoDB store, used by unit
+ * tests and property tests. Values are deep-copied in and out, as a real store would.
+ */
+export class MemoryTokenStore implements TokenStore {
+  private readonly states = new Map<string, ProfileState>();
+  private readonly tokens = new Map<string, TokenRecord>();
+  /** Items handed out by reads, for cost assertions. */
+  itemsRead = 0;
+
+  async getState(profile: string): Promise<ProfileState | undefined> {
+    const state = this.states.get(profile);
+    if (state) this.itemsRead += 1;
+    return state ? structuredClone(state) : undefined;
+  }
+
+  async putState(state: ProfileState, expectedGen: number): Promise<boolean> {
+    const stored = this.states.get(state.profile);
+    if ((stored?.gen ?? 0) !== expectedGen) return false;
+    this.states.set(state.profile, structuredClone(state));
+    return true;
+  }
+
+  async getToken(tokenId: string, now: number): Promise<TokenRecord | undefined> {
+    const record = this.tokens.get(tokenId);
+    if (!record || record.ttl * 1000 <= now) return undefined;
+    this.itemsRead += 1;
+    return structuredClone(record);
+  }
+
+  async putToken(record: TokenRecord, expectedRev: number): Promise<boolean> {
+    const stored = this.tokens.get(record.tokenId);
+    if ((stored?.rev ?? 0) !== expectedRev) return false;
+    this.tokens.set(record.tokenId, structuredClone(record));
+    return true;
+  }
+
+  async queryPending(options: {
+    now: number;
+    dueBy?: number;
+    profile?: string;
+    limit?: number;
+    cursor?: string;
+  }): Promise<DuePage> {
+    const { now, dueBy, profile, limit = 100 } = options;
+    const start = options.cursor ? Number(options.cursor) : 0;
+    const pending = [...this.tokens.values()]
+      .filter((r) => r.dueAt !== undefined && (dueBy === undefined || r.dueAt <= dueBy))
+      .sort((a, b) => (a.dueAt ?? 0) - (b.dueAt ?? 0) || a.tokenId.localeCompare(b.tokenId));
+    const page = pending.slice(start, start + limit);
+    this.itemsRead += page.length;
+    const records = page
+      .filter((r) => r.ttl * 1000 > now && (profile === undefined || r.profile === profile))
+      .map((r) => structuredClone(r));
+    const next = start + limit;
+    return next < pending.length
+      ? { records, itemsRead: page.length, cursor: String(next) }
+      : { records, itemsRead: page.length };
+  }
+
+  /** Every record, for assertions in tests. */
+  allTokens(): TokenRecord[] {
+    return [...this.tokens.values()].map((r) => structuredClone(r));
+  }
+}
