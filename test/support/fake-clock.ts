@@ -48,6 +48,8 @@ export class FakeClock implements Clock {
     const guarded = work.finally(() => {
       settled = true;
     });
+    guarded.catch(() => {}); // the caller observes the rejection; don't flag it unhandled
+
     for (let step = 0; !settled && step < stepLimit; step++) {
       await flush();
       if (settled) break;

@@ -1,0 +1,182 @@
+import { isProfileName } from '../core/credentials.js';
+import { VendorError } from '../core/errors.js';
+import type { Settings } from '../core/settings.js';
+
+/** A request the vend function serves, whichever entry point it came through. */
+export type VendRequest =
+  | { readonly action: 'health' }
+  | { readonly action: 'getToken'; readonly profile: string; readonly minValiditySeconds?: number }
+  | { readonly action: 'invalidate'; readonly profile: string; readonly token: string };
+
+/** CONTRACT §4: bodies over 8 KiB are refused. */
+export const MAX_BODY_BYTES = 8 * 1024;
+
+/** The subset of an API Gateway REST proxy event the router reads. */
+export interface RestEvent {
+  readonly httpMethod: string;
+  readonly path: string;
+  readonly body?: string | null;
+  readonly isBase64Encoded?: boolean;
+  readonly queryStringParameters?: Record<string, string | undefined> | null;
+  readonly multiValueQueryStringParameters?: Record<string, string[] | undefined> | null;
+}
+
+type Route = 'health' | 'token' | 'invalidate';
+
+const ROUTE_METHODS: Record<Route, readonly string[]> = {
+  health: ['GET'],
+  token: ['GET'],
+  invalidate: ['POST'],
+};
+
+function invalid(message: string): VendorError {
+  return new VendorError('INVALID_REQUEST', message);
+}
+
+/** Matches a path to a route; the profile segment stays raw (percent-encoded) here. */
+function matchRoute(path: string): { route: Route; profile?: string } | undefined {
+  const parts = path.split('/');
+  if (parts[0] !== '' || parts[1] !== 'v1') return undefined;
+  if (parts.length === 3 && parts[2] === 'health') return { route: 'health' };
+  if (parts[2] !== 'tokens' || !parts[3]) return undefined;
+  if (parts.length === 4) return { route: 'token', profile: parts[3] };
+  if (parts.length === 5 && parts[4] === 'invalidate') return { route: 'invalidate', profile: parts[3] };
+  return undefined;
+}
+
+function profileFromSegment(segment: string): string {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(segment);
+  } catch {
+    throw invalid('The profile name is invalid');
+  }
+  if (!isProfileName(decoded)) {
+    throw invalid('The profile name must be 1–64 characters of A-Z, a-z, 0-9, _ and -');
+  }
+  return decoded;
+}
+
+/** Parses `minValiditySeconds`: decimal digits only, from 0 to REFRESH_AHEAD_SECONDS. */
+export function parseMinValidity(raw: unknown, settings: Settings): number | undefined {
+  if (raw === undefined) return undefined;
+  const text = typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : raw;
+  if (typeof text !== 'string' || !/^\d{1,10}$/.test(text)) {
+    throw invalid('minValiditySeconds must be a whole number of seconds');
+  }
+  const value = Number(text);
+  if (value > settings.refreshAheadSeconds) {
+    throw invalid(`minValiditySeconds must be between 0 and ${settings.refreshAheadSeconds}`);
+  }
+  return value;
+}
+
+function decodeBody(event: RestEvent): Buffer {
+  const body = typeof event.body === 'string' ? event.body : '';
+  return event.isBase64Encoded === true ? Buffer.from(body, 'base64') : Buffer.from(body, 'utf8');
+}
+
+function queryValue(event: RestEvent, name: string): string | undefined {
+  const multi = event.multiValueQueryStringParameters?.[name];
+  if (Array.isArray(multi) && multi.length > 1) {
+    throw invalid(`${name} must be given once`);
+  }
+  const single = event.queryStringParameters?.[name];
+  return typeof single === 'string' ? single : undefined;
+}
+
+function parseTokenBody(text: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw invalid('The body must be a JSON object');
+  }
+  return tokenField(parsed);
+}
+
+function tokenField(parsed: unknown): string {
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw invalid('The body must be a JSON object');
+  }
+  const token = (parsed as Record<string, unknown>).token;
+  if (typeof token !== 'string' || token.length === 0) {
+    throw invalid('token must be a non-empty string');
+  }
+  return token;
+}
+
+/**
+ * Routes and validates an API Gateway REST event, in the check order of CONTRACT §4:
+ * 404, 405, 413, then 400. Throws VendorError.
+ */
+export function parseRestEvent(event: RestEvent, settings: Settings): VendRequest {
+  const match = matchRoute(typeof event.path === 'string' ? event.path : '');
+  if (!match) throw new VendorError('NOT_FOUND', 'No such route');
+  const allowed = ROUTE_METHODS[match.route];
+  if (!allowed.includes(event.httpMethod)) {
+    throw new VendorError('METHOD_NOT_ALLOWED', 'Method not allowed on this route', {
+      allow: allowed,
+    });
+  }
+  const body = decodeBody(event);
+  if (body.length > MAX_BODY_BYTES) {
+    throw new VendorError('PAYLOAD_TOO_LARGE', `The body must not exceed ${MAX_BODY_BYTES} bytes`);
+  }
+  if (match.route === 'health') return { action: 'health' };
+  const profile = profileFromSegment(match.profile ?? '');
+  if (match.route === 'token') {
+    const minValiditySeconds = parseMinValidity(queryValue(event, 'minValiditySeconds'), settings);
+    return minValiditySeconds === undefined
+      ? { action: 'getToken', profile }
+      : { action: 'getToken', profile, minValiditySeconds };
+  }
+  return { action: 'invalidate', profile, token: parseTokenBody(body.toString('utf8')) };
+}
+
+/** Validates a direct-invoke payload (CONTRACT §5). Throws VendorError. */
+export function parseInvokePayload(payload: unknown, settings: Settings): VendRequest {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    throw invalid('The payload must be a JSON object');
+  }
+  if (Buffer.byteLength(JSON.stringify(payload)) > MAX_BODY_BYTES) {
+    throw new VendorError('PAYLOAD_TOO_LARGE', `The payload must not exceed ${MAX_BODY_BYTES} bytes`);
+  }
+  const fields = payload as Record<string, unknown>;
+  const action = fields.action;
+  if (action !== 'getToken' && action !== 'invalidate') {
+    throw invalid('action must be "getToken" or "invalidate"');
+  }
+  if (!isProfileName(fields.profile)) {
+    throw invalid('profile must be 1–64 characters of A-Z, a-z, 0-9, _ and -');
+  }
+  const profile = fields.profile;
+  if (action === 'getToken') {
+    const minValiditySeconds = parseMinValidity(fields.minValiditySeconds, settings);
+    return minValiditySeconds === undefined
+      ? { action, profile }
+      : { action, profile, minValiditySeconds };
+  }
+  return { action, profile, token: tokenField(fields) };
+}
+
+/** Whether an event is an API Gateway REST proxy event rather than a direct-invoke payload. */
+export function isRestEvent(event: unknown): event is RestEvent {
+  if (typeof event !== 'object' || event === null) return false;
+  const e = event as Record<string, unknown>;
+  return (
+    typeof e.httpMethod === 'string' &&
+    typeof e.path === 'string' &&
+    typeof e.requestContext === 'object' &&
+    e.requestContext !== null
+  );
+}
+
+/** The profile an alias `profile-<name>` restricts the function to, from the invoked ARN. */
+export function aliasProfile(invokedFunctionArn: string | undefined): string | undefined {
+  if (!invokedFunctionArn) return undefined;
+  const parts = invokedFunctionArn.split(':');
+  // arn:aws:lambda:region:account:function:name[:qualifier]
+  const qualifier = parts.length === 8 ? parts[7] : undefined;
+  return qualifier?.startsWith('profile-') ? qualifier.slice('profile-'.length) : undefined;
+}
