@@ -1,3 +1,4 @@
+import { StoreError } from '../core/errors.js';
 import type { DuePage, ProfileState, TokenRecord, TokenStore } from '../core/types.js';
 
 /**
@@ -45,18 +46,21 @@ export class MemoryTokenStore implements TokenStore {
     cursor?: string;
   }): Promise<DuePage> {
     const { now, dueBy, profile, limit = 100 } = options;
-    const start = options.cursor ? Number(options.cursor) : 0;
+    // Resume after the last key read (as DynamoDB's ExclusiveStartKey does), not at an offset:
+    // records released between pages leave the index and must not shift the next page.
+    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
     const pending = [...this.tokens.values()]
       .filter((r) => r.dueAt !== undefined && (dueBy === undefined || r.dueAt <= dueBy))
-      .sort((a, b) => (a.dueAt ?? 0) - (b.dueAt ?? 0) || a.tokenId.localeCompare(b.tokenId));
-    const page = pending.slice(start, start + limit);
+      .sort(byIndexKey)
+      .filter((r) => after === undefined || byIndexKey(r, after) > 0);
+    const page = pending.slice(0, limit);
     this.itemsRead += page.length;
     const records = page
       .filter((r) => r.ttl * 1000 > now && (profile === undefined || r.profile === profile))
       .map((r) => structuredClone(r));
-    const next = start + limit;
-    return next < pending.length
-      ? { records, itemsRead: page.length, cursor: String(next) }
+    const last = page[page.length - 1];
+    return last && pending.length > limit
+      ? { records, itemsRead: page.length, cursor: encodeCursor(last) }
       : { records, itemsRead: page.length };
   }
 
@@ -64,4 +68,31 @@ export class MemoryTokenStore implements TokenStore {
   allTokens(): TokenRecord[] {
     return [...this.tokens.values()].map((r) => structuredClone(r));
   }
+}
+
+type IndexKey = Pick<TokenRecord, 'dueAt' | 'tokenId'>;
+
+function byIndexKey(a: IndexKey, b: IndexKey): number {
+  return (a.dueAt ?? 0) - (b.dueAt ?? 0) || a.tokenId.localeCompare(b.tokenId);
+}
+
+function encodeCursor(record: TokenRecord): string {
+  return Buffer.from(JSON.stringify([record.dueAt, record.tokenId])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): IndexKey {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 2 &&
+      typeof parsed[0] === 'number' &&
+      typeof parsed[1] === 'string'
+    ) {
+      return { dueAt: parsed[0], tokenId: parsed[1] };
+    }
+  } catch {
+    // reported below
+  }
+  throw new StoreError('Malformed queryPending cursor');
 }

@@ -16,7 +16,9 @@ export interface Observability {
 }
 
 /** Structured JSON logs and EMF metrics through Powertools for AWS Lambda. */
-export function createObservability(options: { logLevel?: string; functionName?: string } = {}): Observability {
+export function createObservability(
+  options: { logLevel?: string; functionName?: string } = {},
+): Observability {
   const logger = new Logger({
     serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME,
     ...(options.logLevel ? { logLevel: normaliseLevel(options.logLevel) } : {}),

@@ -1,7 +1,4 @@
-import {
-  GetSecretValueCommand,
-  type SecretsManagerClient,
-} from '@aws-sdk/client-secrets-manager';
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SecretError } from '../core/errors.js';
 import type { SecretFetcher } from '../core/secret-cache.js';
 

@@ -62,7 +62,9 @@ export class CrmRejectedError extends Error {
   readonly crmCode: string;
   readonly httpStatus: number;
   constructor(crmCode: string, httpStatus: number, detail?: string) {
-    super(`CRM.COM rejected the request (HTTP ${httpStatus}, ${crmCode})${detail ? `: ${detail}` : ''}`);
+    super(
+      `CRM.COM rejected the request (HTTP ${httpStatus}, ${crmCode})${detail ? `: ${detail}` : ''}`,
+    );
     this.name = 'CrmRejectedError';
     this.crmCode = crmCode;
     this.httpStatus = httpStatus;

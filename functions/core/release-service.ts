@@ -1,5 +1,4 @@
-import { shortFingerprint } from './fingerprint.js';
-import { newId } from './fingerprint.js';
+import { newId, shortFingerprint } from './fingerprint.js';
 import { releaseClaimMillis, type Settings } from './settings.js';
 import type {
   Clock,
@@ -113,7 +112,8 @@ export class ReleaseService {
     let incomplete = false;
     let cursor: string | undefined;
     // Stop claiming once a release call could no longer finish inside the budget.
-    const lastStart = (options.deadline ?? Number.POSITIVE_INFINITY) - this.settings.crmTimeoutMs - 1000;
+    const lastStart =
+      (options.deadline ?? Number.POSITIVE_INFINITY) - this.settings.crmTimeoutMs - 1000;
     do {
       if (this.clock.now() >= lastStart) {
         incomplete = true;
@@ -190,16 +190,25 @@ export class ReleaseService {
       case 'released':
       case 'already-invalid':
         await this.finish(claimed, { status: 'released', outcome: outcome.kind });
-        this.telemetry.count(outcome.kind === 'released' ? 'ReleasesReleased' : 'ReleasesAlreadyInvalid');
+        this.telemetry.count(
+          outcome.kind === 'released' ? 'ReleasesReleased' : 'ReleasesAlreadyInvalid',
+        );
         this.telemetry.log('info', 'token released', { ...fields, outcome: outcome.kind });
         return 'released';
       case 'unsupported':
-        await this.finish(claimed, { status: 'unsupported', outcome: `http-${outcome.httpStatus}` });
-        this.telemetry.count('ReleasesUnsupported');
-        this.telemetry.log('warn', 'CRM.COM does not support token release; set RELEASE_ENABLED=false', {
-          ...fields,
-          httpStatus: outcome.httpStatus,
+        await this.finish(claimed, {
+          status: 'unsupported',
+          outcome: `http-${outcome.httpStatus}`,
         });
+        this.telemetry.count('ReleasesUnsupported');
+        this.telemetry.log(
+          'warn',
+          'CRM.COM does not support token release; set RELEASE_ENABLED=false',
+          {
+            ...fields,
+            httpStatus: outcome.httpStatus,
+          },
+        );
         return 'skipped';
       case 'retry': {
         this.telemetry.count('ReleasesRetry');

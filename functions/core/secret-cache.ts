@@ -43,7 +43,10 @@ export class CachedSecretSource implements SecretSource {
     const entry = this.entries.get(profile);
     if (entry && !options.refresh) {
       const age = this.clock.now() - entry.at;
-      const ttl = entry.result instanceof SecretError ? Math.min(FAILURE_CACHE_MS, this.ttlSeconds * 1000) : this.ttlSeconds * 1000;
+      const ttl =
+        entry.result instanceof SecretError
+          ? Math.min(FAILURE_CACHE_MS, this.ttlSeconds * 1000)
+          : this.ttlSeconds * 1000;
       if (age < ttl) {
         if (entry.result instanceof SecretError) throw entry.result;
         return entry.result;

@@ -165,3 +165,14 @@ export function leaseMillis(s: Settings): number {
 export function releaseClaimMillis(s: Settings): number {
   return s.crmTimeoutMs + 5000;
 }
+
+/**
+ * The vend function's timeout: a waiter may wait out a lapsed lease and then log in itself, so
+ * it exceeds the lease; API Gateway's 29 s integration limit caps it.
+ */
+export function vendTimeoutSeconds(s: Settings): number {
+  return Math.min(28, Math.ceil((leaseMillis(s) + s.crmTimeoutMs + 2000) / 1000) + 2);
+}
+
+/** The release function's timeout, which is also a run's time budget. */
+export const RELEASE_TIMEOUT_SECONDS = 60;

@@ -51,10 +51,14 @@ export async function releaseLeakedToken(
 ): Promise<void> {
   const outcome = await crm.release(baseUrl, token).catch(() => ({ kind: 'retry' as const }));
   telemetry.count('LeakedTokenReleases');
-  telemetry.log(outcome.kind === 'retry' ? 'error' : 'warn', 'released a token that was not stored', {
-    ...fields,
-    outcome: outcome.kind,
-  });
+  telemetry.log(
+    outcome.kind === 'retry' ? 'error' : 'warn',
+    'released a token that was not stored',
+    {
+      ...fields,
+      outcome: outcome.kind,
+    },
+  );
 }
 
 /** Record transitions shared by the vend path and the release job (single-item CAS writes). */

@@ -141,7 +141,10 @@ export class VendService {
     }
   }
 
-  private async fromMemory(profile: string, minValidityMs: number): Promise<CurrentToken | undefined> {
+  private async fromMemory(
+    profile: string,
+    minValidityMs: number,
+  ): Promise<CurrentToken | undefined> {
     const cached = this.memory.get(profile);
     const now = this.clock.now();
     if (!cached || now - cached.readAt >= this.settings.memoryCacheSeconds * 1000) return undefined;
@@ -219,7 +222,9 @@ export class VendService {
             }
             if (error instanceof VendorError && error.code === 'CRM_AUTH_FAILED') {
               // A rotation may have happened mid-flight: the next round sees AWSCURRENT.
-              const fresh = await this.secrets.get(profile, { refresh: true }).catch(() => undefined);
+              const fresh = await this.secrets
+                .get(profile, { refresh: true })
+                .catch(() => undefined);
               if (fresh && fresh.version !== secret.version) {
                 state = await this.readState(profile);
                 continue;
@@ -256,7 +261,8 @@ export class VendService {
     minValidityMs: number,
     source: VendSource,
   ): VendResult {
-    if (canServe(token, this.clock.now(), minValidityMs)) return this.served(profile, token, source);
+    if (canServe(token, this.clock.now(), minValidityMs))
+      return this.served(profile, token, source);
     throw new VendorError(
       'MISCONFIGURED',
       'A fresh token is too short for the requested validity; check TOKEN_LIFETIME_SECONDS and RELEASE_LEAD_SECONDS against CRM.COM',
@@ -375,10 +381,14 @@ export class VendService {
     if (!(await this.store.putState(leased, observed?.gen ?? 0))) return { kind: 'lost' };
     if (takeover) {
       this.telemetry.count('LeaseTakeovers');
-      this.telemetry.log('warn', 'took over a lapsed login lease; its holder may have leaked one session', {
-        profile,
-        previousOwner: observed?.lease?.owner,
-      });
+      this.telemetry.log(
+        'warn',
+        'took over a lapsed login lease; its holder may have leaked one session',
+        {
+          profile,
+          previousOwner: observed?.lease?.owner,
+        },
+      );
     }
 
     const sentAt = this.clock.now();
@@ -425,7 +435,10 @@ export class VendService {
     if (!stored) {
       // Invariant 8: a token obtained and not stored is released at once.
       if (this.settings.releaseEnabled) {
-        await releaseLeakedToken(this.crm, baseUrl, token, this.telemetry, { profile, tokenFp: fp });
+        await releaseLeakedToken(this.crm, baseUrl, token, this.telemetry, {
+          profile,
+          tokenFp: fp,
+        });
       }
       await this.clearLease(leased, leaseId, 'INTERNAL');
       throw new VendorError('INTERNAL', 'The token store is unavailable', { retryable: true });
@@ -520,7 +533,10 @@ export class VendService {
       );
       return backoffError('CRM_UNAVAILABLE', until, this.clock.now());
     }
-    this.telemetry.log('error', 'login failed unexpectedly', { profile, error: describeError(error) });
+    this.telemetry.log('error', 'login failed unexpectedly', {
+      profile,
+      error: describeError(error),
+    });
     await this.clearLease(leased, leaseId, 'INTERNAL');
     return new VendorError('INTERNAL', 'Internal error', { retryable: true, cause: error });
   }
@@ -580,7 +596,9 @@ function unavailableNext(state: ProfileState, at: number, settings: Settings): P
 }
 
 function isSecret(value: unknown): value is ProfileSecret {
-  return typeof value === 'object' && value !== null && 'version' in value && 'credentials' in value;
+  return (
+    typeof value === 'object' && value !== null && 'version' in value && 'credentials' in value
+  );
 }
 
 const ERROR_MESSAGES: Record<VendErrorCode, string> = {

@@ -1,5 +1,5 @@
-import type { MiddlewareObj } from '@middy/core';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
+import type { MiddlewareObj } from '@middy/core';
 
 /**
  * Flushes the EMF metrics an invocation recorded, once, after it or on error. Unlike

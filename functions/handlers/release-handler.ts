@@ -29,7 +29,10 @@ function parseReleaseEvent(event: unknown): ReleaseRequest {
   if (fields.action === undefined) return { action: 'run' }; // {} or an EventBridge event
   if (fields.action === 'revokeProfile') {
     if (!isProfileName(fields.profile)) {
-      throw new VendorError('INVALID_REQUEST', 'profile must be 1–64 characters of A-Z, a-z, 0-9, _ and -');
+      throw new VendorError(
+        'INVALID_REQUEST',
+        'profile must be 1–64 characters of A-Z, a-z, 0-9, _ and -',
+      );
     }
     return { action: 'revokeProfile', profile: fields.profile };
   }

@@ -40,7 +40,8 @@ function matchRoute(path: string): { route: Route; profile?: string } | undefine
   if (parts.length === 3 && parts[2] === 'health') return { route: 'health' };
   if (parts[2] !== 'tokens' || !parts[3]) return undefined;
   if (parts.length === 4) return { route: 'token', profile: parts[3] };
-  if (parts.length === 5 && parts[4] === 'invalidate') return { route: 'invalidate', profile: parts[3] };
+  if (parts.length === 5 && parts[4] === 'invalidate')
+    return { route: 'invalidate', profile: parts[3] };
   return undefined;
 }
 
@@ -140,7 +141,10 @@ export function parseInvokePayload(payload: unknown, settings: Settings): VendRe
     throw invalid('The payload must be a JSON object');
   }
   if (Buffer.byteLength(JSON.stringify(payload)) > MAX_BODY_BYTES) {
-    throw new VendorError('PAYLOAD_TOO_LARGE', `The payload must not exceed ${MAX_BODY_BYTES} bytes`);
+    throw new VendorError(
+      'PAYLOAD_TOO_LARGE',
+      `The payload must not exceed ${MAX_BODY_BYTES} bytes`,
+    );
   }
   const fields = payload as Record<string, unknown>;
   const action = fields.action;

@@ -61,7 +61,8 @@ export function restOk(body: unknown): RestResult {
 
 export function restError(error: VendorError): RestResult {
   const headers: Record<string, string> = { ...BASE_HEADERS };
-  if (error.retryAfterSeconds !== undefined) headers['Retry-After'] = String(error.retryAfterSeconds);
+  if (error.retryAfterSeconds !== undefined)
+    headers['Retry-After'] = String(error.retryAfterSeconds);
   if (error.allow) headers.Allow = error.allow.join(', ');
   return { statusCode: error.status, headers, body: JSON.stringify(errorBody(error)) };
 }

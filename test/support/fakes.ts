@@ -1,15 +1,14 @@
-import { CrmRejectedError, CrmUnavailableError } from '../../functions/core/errors.js';
+import { CrmRejectedError, CrmUnavailableError, SecretError } from '../../functions/core/errors.js';
 import { parseSettings, type Settings } from '../../functions/core/settings.js';
 import type {
   Clock,
-  CrmClient,
   Credentials,
+  CrmClient,
   LoginResult,
   ProfileSecret,
   ReleaseOutcome,
   SecretSource,
 } from '../../functions/core/types.js';
-import { SecretError } from '../../functions/core/errors.js';
 
 /** Short settings that satisfy every constraint, so tests run in seconds of fake time. */
 export function testSettings(overrides: Record<string, string | number | boolean> = {}): Settings {

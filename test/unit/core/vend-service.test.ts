@@ -3,8 +3,8 @@ import { MemoryTokenStore } from '../../../functions/adapters/memory-token-store
 import { StoreError, VendorError } from '../../../functions/core/errors.js';
 import { fingerprint } from '../../../functions/core/fingerprint.js';
 import { leaseMillis, type Settings } from '../../../functions/core/settings.js';
-import { VendService } from '../../../functions/core/vend-service.js';
 import type { TokenRecord } from '../../../functions/core/types.js';
+import { VendService } from '../../../functions/core/vend-service.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { FakeCrm, FakeSecrets, testSettings } from '../../support/fakes.js';
 
@@ -61,7 +61,11 @@ describe('VendService single flight (invariant 1)', () => {
     // A holder on another instance took the lease and died before writing anything back.
     const now = clock.now();
     await store.putState(
-      { profile: 'default', gen: 1, lease: { id: 'dead', until: now + leaseMillis(settings), owner: 'dead' } },
+      {
+        profile: 'default',
+        gen: 1,
+        lease: { id: 'dead', until: now + leaseMillis(settings), owner: 'dead' },
+      },
       0,
     );
     const result = await clock.run(service.getToken('default'));
@@ -230,7 +234,9 @@ describe('VendService invalidate (invariant 7)', () => {
     const { clock, store, crm, service } = setup();
     const first = await clock.run(service.getToken('default'));
     const results = await clock.run(
-      Promise.all(Array.from({ length: 20 }, () => service.invalidate('default', first.token.token))),
+      Promise.all(
+        Array.from({ length: 20 }, () => service.invalidate('default', first.token.token)),
+      ),
     );
     expect(crm.loginAttempts).toBe(2);
     const tokens = new Set(results.map((r) => r.token.token));
