@@ -378,7 +378,10 @@ export class VendService {
       lease: { id: leaseId, until: now + this.leaseMs, owner: this.instanceId },
       ...(takeover ? { takeovers: (observed?.takeovers ?? 0) + 1 } : {}),
     };
-    if (!(await this.store.putState(leased, observed?.gen ?? 0))) return { kind: 'lost' };
+    if (!(await this.store.putState(leased, observed?.gen ?? 0))) {
+      // An SDK retry of a write that did land reports a lost condition: check it is not ours.
+      if (!(await this.holds(profile, (s) => s.lease?.id === leaseId))) return { kind: 'lost' };
+    }
     if (takeover) {
       this.telemetry.count('LeaseTakeovers');
       this.telemetry.log(
@@ -482,6 +485,9 @@ export class VendService {
       });
       return { kind: 'ok-unstored', token: current };
     }
+    if (!saved && (await this.holds(profile, (s) => s.current?.tokenId === current.tokenId))) {
+      saved = true;
+    }
     if (!saved) {
       // Our lease lapsed and another instance took over: nobody was handed this token.
       await this.ledger.markDue(current.tokenId, 'superseded');
@@ -493,6 +499,12 @@ export class VendService {
       await this.ledger.markDue(replaced.tokenId, 'invalidated');
     }
     return { kind: 'ok', state: success };
+  }
+
+  /** Re-reads the state after a lost condition and tells whether our own write is what is there. */
+  private async holds(profile: string, ours: (state: ProfileState) => boolean): Promise<boolean> {
+    const state = await this.store.getState(profile).catch(() => undefined);
+    return state !== undefined && ours(state);
   }
 
   /** Records a failed login on the state (backoffs, shared error) and returns the error to throw. */
