@@ -1,18 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
-import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ensureTable } from '../../functions/adapters/table-schema.js';
-
-/** The part of dynalite's (untyped, CommonJS) API used here. */
-type DynaliteFactory = (options: {
-  createTableMs?: number;
-  deleteTableMs?: number;
-  updateTableMs?: number;
-}) => Server;
-
-const require = createRequire(import.meta.url);
+import { startEmbeddedDynamoDb } from '../../functions/local/embedded-dynamodb.js';
 
 export interface LocalDynamo {
   /** `http://127.0.0.1:<port>` */
@@ -31,31 +20,15 @@ export interface StartDynaliteOptions {
   readonly port?: number;
 }
 
-/**
- * Starts an in-memory dynalite on 127.0.0.1 and creates the token table in it. No test framework
- * involved, so the local server can use it for its embedded mode.
- */
+/** Starts an in-memory dynalite on 127.0.0.1 (the local mode's embedded one) with the token table. */
 export async function startDynalite(options: StartDynaliteOptions = {}): Promise<LocalDynamo> {
-  const dynalite = require('dynalite') as DynaliteFactory;
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const endpoint = `http://127.0.0.1:${port}`;
+  const emulator = await startEmbeddedDynamoDb(options.port ?? 0);
+  const endpoint = emulator.endpoint;
   const client = localDynamoClient(endpoint);
   const tableName = options.tableName ?? uniqueTableName();
   const close = async (): Promise<void> => {
     client.destroy();
-    // Idle keep-alive sockets would otherwise hold close() open.
-    server.closeAllConnections();
-    await new Promise<void>((resolve, reject) =>
-      server.close((error) => (error ? reject(error) : resolve())),
-    );
+    await emulator.close();
   };
   try {
     await ensureTable(client, tableName);
