@@ -166,12 +166,26 @@ export function releaseClaimMillis(s: Settings): number {
   return s.crmTimeoutMs + 5000;
 }
 
+/** API Gateway REST APIs give up on an integration after 29 s. */
+export const API_GATEWAY_TIMEOUT_SECONDS = 29;
+
 /**
- * The vend function's timeout: a waiter may wait out a lapsed lease and then log in itself, so
- * it exceeds the lease; API Gateway's 29 s integration limit caps it.
+ * Timeout of the vend function. The worst case of one request: it waits out the lease of a holder
+ * that died mid-login, takes the lease over and logs in itself (one CRM.COM call plus the store
+ * writes, which the lease covers), plus a little time to answer. Capped below API Gateway's limit.
  */
 export function vendTimeoutSeconds(s: Settings): number {
-  return Math.min(28, Math.ceil((leaseMillis(s) + s.crmTimeoutMs + 2000) / 1000) + 2);
+  const lease = leaseMillis(s);
+  const timeout = Math.min(
+    Math.ceil((2 * lease + s.crmTimeoutMs) / 1000) + 2,
+    API_GATEWAY_TIMEOUT_SECONDS - 1,
+  );
+  if (timeout * 1000 <= lease) {
+    throw new ConfigError(
+      `CRM_TIMEOUT_MS (${s.crmTimeoutMs}) makes the login lease ${lease} ms, which leaves no vend timeout above it and below API Gateway's ${API_GATEWAY_TIMEOUT_SECONDS} s`,
+    );
+  }
+  return timeout;
 }
 
 /** The release function's timeout, which is also a run's time budget. */
