@@ -43,6 +43,10 @@ type Reason = NonNullable<TokenRecord['dueReason']>;
 
 const PAGE_SIZE = 100;
 
+/** Writes of a release outcome before giving up (the claim then expires and a later run retries). */
+const FINISH_ATTEMPTS = 3;
+const FINISH_RETRY_MS = 100;
+
 /**
  * The release job (invariants 3, 4, 8, 9): claims each due token with a conditional write,
  * releases it at most once, and records the outcome. Runs may overlap or crash safely.
@@ -79,8 +83,16 @@ export class ReleaseService {
     profile: string,
     options: { deadline?: number } = {},
   ): Promise<ReleaseRunReport & { clearedCurrent: boolean }> {
+    // A token issued after this point was obtained after the current one was cleared: it is
+    // (or is about to become) current, and releasing it would hand consumers a dead token.
+    const startedAt = this.clock.now();
     const clearedCurrent = await this.clearCurrent(profile);
-    const report = await this.sweep({ profile, reason: 'revoked', ...options });
+    const report = await this.sweep({
+      profile,
+      reason: 'revoked',
+      issuedBefore: startedAt,
+      ...options,
+    });
     this.telemetry.log('warn', 'profile revoked', { profile, clearedCurrent, ...report });
     return { ...report, clearedCurrent };
   }
@@ -90,12 +102,19 @@ export class ReleaseService {
     return this.sweep({ reason: 'shutdown', ...options });
   }
 
+  /**
+   * Drops the current token. The write also bumps `gen` while a login is in flight, so that login
+   * loses its compare-and-swap and a token obtained before the revocation never becomes current;
+   * its lease stays, so no second login overlaps it (invariant 1).
+   */
   private async clearCurrent(profile: string): Promise<boolean> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const state = await this.store.getState(profile);
-      if (!state?.current) return false;
-      const { current: _current, ...rest } = state;
-      if (await this.store.putState({ ...rest, gen: state.gen + 1 }, state.gen)) return true;
+      if (!state?.current && !state?.lease) return false;
+      const { current, ...rest } = state;
+      if (await this.store.putState({ ...rest, gen: state.gen + 1 }, state.gen)) {
+        return current !== undefined;
+      }
     }
     return false;
   }
@@ -105,6 +124,8 @@ export class ReleaseService {
     profile?: string;
     reason: Reason | undefined;
     deadline?: number;
+    /** Only tokens issued before this (epoch ms). */
+    issuedBefore?: number;
   }): Promise<ReleaseRunReport> {
     const summary: ReleaseSummary = { released: 0, failed: 0, skipped: 0 };
     let due = 0;
@@ -127,8 +148,13 @@ export class ReleaseService {
         ...(cursor === undefined ? {} : { cursor }),
       });
       itemsRead += page.itemsRead;
-      due += page.records.length;
-      const verdicts = await mapPooled(page.records, this.settings.releaseConcurrency, (record) =>
+      const { issuedBefore } = options;
+      const records =
+        issuedBefore === undefined
+          ? page.records
+          : page.records.filter((record) => record.issuedAt < issuedBefore);
+      due += records.length;
+      const verdicts = await mapPooled(records, this.settings.releaseConcurrency, (record) =>
         this.clock.now() >= lastStart
           ? Promise.resolve<Verdict | 'deferred'>('deferred')
           : this.handle(record, options.reason),
@@ -256,19 +282,30 @@ export class ReleaseService {
       outcome: result.outcome,
       releasedAt: this.clock.now(),
     };
-    try {
-      if (!(await this.store.putToken(done, record.rev))) {
-        this.telemetry.log('warn', 'token record changed while it was being released', {
-          profile: record.profile,
-          tokenFp: shortFingerprint(record.fingerprint, true),
-        });
+    const fields = { profile: record.profile, tokenFp: shortFingerprint(record.fingerprint, true) };
+    // After a successful release call, a lost write would leave the token value stored and the
+    // record claimed, so a later run would call CRM.COM for it again: retry transient failures.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (await this.store.putToken(done, record.rev)) return;
+        // A failed attempt may have been written after all: then the record is already ours.
+        const stored =
+          attempt > 1 ? await this.store.getToken(record.tokenId, this.clock.now()) : undefined;
+        if (stored?.rev === done.rev && stored.status === done.status) return;
+        this.telemetry.log('warn', 'token record changed while it was being released', fields);
+        return;
+      } catch (error) {
+        if (attempt >= FINISH_ATTEMPTS) {
+          this.telemetry.count('ReleaseRecordFailures');
+          this.telemetry.log('error', 'could not record a release outcome', {
+            ...fields,
+            outcome: result.outcome,
+            error: error instanceof Error ? error.name : 'unknown',
+          });
+          return;
+        }
+        await this.clock.sleep(FINISH_RETRY_MS * attempt);
       }
-    } catch (error) {
-      this.telemetry.log('error', 'could not record a release outcome', {
-        profile: record.profile,
-        tokenFp: shortFingerprint(record.fingerprint, true),
-        error: error instanceof Error ? error.name : 'unknown',
-      });
     }
   }
 }

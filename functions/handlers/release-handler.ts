@@ -3,7 +3,7 @@ import type { Context } from 'aws-lambda';
 import type { Observability } from '../adapters/powertools-telemetry.js';
 import { requestScope } from '../adapters/powertools-telemetry.js';
 import { isProfileName } from '../core/credentials.js';
-import { VendorError } from '../core/errors.js';
+import { StoreError, VendorError } from '../core/errors.js';
 import type { ReleaseService, ReleaseSummary } from '../core/release-service.js';
 import type { Clock } from '../core/types.js';
 import { describeError } from '../core/vend-service.js';
@@ -55,8 +55,9 @@ export function createReleaseHandler(deps: ReleaseHandlerDeps) {
       return errorBody(error as VendorError);
     }
     const remaining = context?.getRemainingTimeInMillis?.();
+    // No time left is a budget of zero, not an unbounded run.
     const deadline =
-      typeof remaining === 'number' && remaining > 0
+      typeof remaining === 'number' && Number.isFinite(remaining)
         ? clock.now() + Math.max(0, remaining - BUDGET_MARGIN_MS)
         : undefined;
     const options = deadline === undefined ? {} : { deadline };
@@ -68,7 +69,14 @@ export function createReleaseHandler(deps: ReleaseHandlerDeps) {
       return { released: report.released, failed: report.failed, skipped: report.skipped };
     } catch (error) {
       observability.telemetry.count('ReleaseRunErrors');
-      observability.telemetry.log('error', 'release run failed', { error: describeError(error) });
+      // Our own errors carry safe messages; anything else may quote a request, so only its name.
+      const described =
+        error instanceof StoreError || error instanceof VendorError
+          ? describeError(error)
+          : error instanceof Error
+            ? error.name
+            : 'unknown';
+      observability.telemetry.log('error', 'release run failed', { error: described });
       throw new Error(`release run failed (${error instanceof Error ? error.name : 'unknown'})`);
     }
   };

@@ -159,7 +159,10 @@ export async function startLocalService(env: Env = process.env): Promise<LocalSe
         await running;
         if (embeddedStore && settings.releaseEnabled) {
           // The embedded table dies with this process: release what it holds (invariant 8).
-          const report = await releaseService.releaseAll({ deadline: Date.now() + 7000 });
+          // The job stops claiming CRM_TIMEOUT_MS + 1 s before its deadline: keep at least 1 s
+          // to claim in, or a long CRM_TIMEOUT_MS would leave every token unreleased.
+          const budgetMs = Math.max(7000, settings.crmTimeoutMs + 2000);
+          const report = await releaseService.releaseAll({ deadline: Date.now() + budgetMs });
           telemetry.log('info', 'released live tokens at shutdown', { ...report });
         }
         await cleanup();
