@@ -97,9 +97,13 @@ export class ReleaseService {
     return { ...report, clearedCurrent };
   }
 
-  /** Releases every live token in the store (local mode's shutdown with the embedded store). */
+  /**
+   * Releases every live token in the store (local mode's shutdown with the embedded store). It
+   * claims until just before `deadline`: at shutdown a release call started late still beats
+   * leaving the token unreleased.
+   */
   releaseAll(options: { deadline?: number } = {}): Promise<ReleaseRunReport> {
-    return this.sweep({ reason: 'shutdown', ...options });
+    return this.sweep({ reason: 'shutdown', claimMarginMs: 500, ...options });
   }
 
   /**
@@ -126,6 +130,8 @@ export class ReleaseService {
     deadline?: number;
     /** Only tokens issued before this (epoch ms). */
     issuedBefore?: number;
+    /** How long before `deadline` claiming stops; default: one CRM.COM call plus 1 s. */
+    claimMarginMs?: number;
   }): Promise<ReleaseRunReport> {
     const summary: ReleaseSummary = { released: 0, failed: 0, skipped: 0 };
     let due = 0;
@@ -134,7 +140,8 @@ export class ReleaseService {
     let cursor: string | undefined;
     // Stop claiming once a release call could no longer finish inside the budget.
     const lastStart =
-      (options.deadline ?? Number.POSITIVE_INFINITY) - this.settings.crmTimeoutMs - 1000;
+      (options.deadline ?? Number.POSITIVE_INFINITY) -
+      (options.claimMarginMs ?? this.settings.crmTimeoutMs + 1000);
     do {
       if (this.clock.now() >= lastStart) {
         incomplete = true;

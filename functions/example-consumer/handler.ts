@@ -5,6 +5,10 @@ import { CrmAnswerError, createTokenClient, crmStatusCode } from '../client/inde
  * start): VENDOR_FUNCTION_NAME (the vend function's name or ARN), VENDOR_PROFILE (the profile it
  * was granted, invoked through its `profile-<name>` alias), CRM_BASE_URL (the CRM.COM REST root,
  * e.g. https://tenant.crm.com/crmapi/rest/v2).
+ *
+ * Against `npm start`, no code change is needed: the AWS SDK reads `AWS_ENDPOINT_URL_LAMBDA`
+ * (e.g. http://127.0.0.1:3000) for the LambdaClient's endpoint, plus the usual AWS_REGION and
+ * credential variables (any static keys work locally).
  */
 const config = readConfig(process.env);
 const vendor = createTokenClient({
