@@ -62,7 +62,8 @@ function profileFromSegment(segment: string): string {
 export function parseMinValidity(raw: unknown, settings: Settings): number | undefined {
   if (raw === undefined) return undefined;
   const text = typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : raw;
-  if (typeof text !== 'string' || !/^\d{1,10}$/.test(text)) {
+  // Any number of digits (leading zeros are fine); a huge value fails the range check below.
+  if (typeof text !== 'string' || !/^[0-9]+$/.test(text)) {
     throw invalid('minValiditySeconds must be a whole number of seconds');
   }
   const value = Number(text);
@@ -78,12 +79,25 @@ function decodeBody(event: RestEvent): Buffer {
 }
 
 function queryValue(event: RestEvent, name: string): string | undefined {
-  const multi = event.multiValueQueryStringParameters?.[name];
+  const multi = ownField(event.multiValueQueryStringParameters, name);
   if (Array.isArray(multi) && multi.length > 1) {
     throw invalid(`${name} must be given once`);
   }
-  const single = event.queryStringParameters?.[name];
-  return typeof single === 'string' ? single : undefined;
+  const single =
+    ownField(event.queryStringParameters, name) ?? (Array.isArray(multi) ? multi[0] : undefined);
+  if (single === undefined || single === null) return undefined;
+  // A value of another type is no API Gateway event: refuse it rather than ignore it.
+  if (typeof single !== 'string') throw invalid(`${name} must be a whole number of seconds`);
+  return single;
+}
+
+/**
+ * A field of a parsed payload, own properties only: an inherited `action` or `token` (a payload
+ * built with `__proto__`) must not count as given.
+ */
+function ownField(obj: unknown, name: string): unknown {
+  if (typeof obj !== 'object' || obj === null || !Object.hasOwn(obj, name)) return undefined;
+  return (obj as Record<string, unknown>)[name];
 }
 
 function parseTokenBody(text: string): string {
@@ -100,7 +114,7 @@ function tokenField(parsed: unknown): string {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw invalid('The body must be a JSON object');
   }
-  const token = (parsed as Record<string, unknown>).token;
+  const token = ownField(parsed, 'token');
   if (typeof token !== 'string' || token.length === 0) {
     throw invalid('token must be a non-empty string');
   }
@@ -140,28 +154,40 @@ export function parseInvokePayload(payload: unknown, settings: Settings): VendRe
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
     throw invalid('The payload must be a JSON object');
   }
-  if (Buffer.byteLength(JSON.stringify(payload)) > MAX_BODY_BYTES) {
+  if (payloadBytes(payload) > MAX_BODY_BYTES) {
     throw new VendorError(
       'PAYLOAD_TOO_LARGE',
       `The payload must not exceed ${MAX_BODY_BYTES} bytes`,
     );
   }
-  const fields = payload as Record<string, unknown>;
-  const action = fields.action;
+  const action = ownField(payload, 'action');
   if (action !== 'getToken' && action !== 'invalidate') {
     throw invalid('action must be "getToken" or "invalidate"');
   }
-  if (!isProfileName(fields.profile)) {
+  const profile = ownField(payload, 'profile');
+  if (!isProfileName(profile)) {
     throw invalid('profile must be 1–64 characters of A-Z, a-z, 0-9, _ and -');
   }
-  const profile = fields.profile;
   if (action === 'getToken') {
-    const minValiditySeconds = parseMinValidity(fields.minValiditySeconds, settings);
+    const minValiditySeconds = parseMinValidity(ownField(payload, 'minValiditySeconds'), settings);
     return minValiditySeconds === undefined
       ? { action, profile }
       : { action, profile, minValiditySeconds };
   }
-  return { action, profile, token: tokenField(fields) };
+  return { action, profile, token: tokenField(payload) };
+}
+
+/**
+ * The payload's size as JSON. A payload too deeply nested to serialise (a RangeError) is far
+ * over the limit anyway: each level takes several bytes.
+ */
+function payloadBytes(payload: object): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(payload) ?? '');
+  } catch (error) {
+    if (error instanceof RangeError) return Number.POSITIVE_INFINITY;
+    throw invalid('The payload must be a JSON object');
+  }
 }
 
 /** Whether an event is an API Gateway REST proxy event rather than a direct-invoke payload. */

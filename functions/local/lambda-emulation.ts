@@ -84,21 +84,23 @@ export function qualifierExists(fn: LocalFunction, qualifier: string | undefined
 
 /** A REST API proxy event as API Gateway builds it, from a local HTTP request. */
 export function restEvent(req: IncomingMessage, url: URL, body: Buffer): Record<string, unknown> {
-  const headers: Record<string, string> = {};
-  const multiValueHeaders: Record<string, string[]> = {};
+  // Maps, then Object.fromEntries: a header or query key such as `__proto__`, `constructor` or
+  // `toString` must become an own property, not clash with Object.prototype.
+  const headerValues = new Map<string, string[]>();
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const key = req.rawHeaders[i] as string;
-    const value = req.rawHeaders[i + 1] as string;
-    headers[key] = value;
-    multiValueHeaders[key] = [...(multiValueHeaders[key] ?? []), value];
+    headerValues.set(key, [...(headerValues.get(key) ?? []), req.rawHeaders[i + 1] as string]);
   }
-  const query: Record<string, string> = {};
-  const multiQuery: Record<string, string[]> = {};
+  const queryValues = new Map<string, string[]>();
   for (const [key, value] of url.searchParams) {
-    query[key] = value;
-    multiQuery[key] = [...(multiQuery[key] ?? []), value];
+    queryValues.set(key, [...(queryValues.get(key) ?? []), value]);
   }
-  const hasQuery = Object.keys(query).length > 0;
+  const last = (values: string[]) => values[values.length - 1] as string;
+  const headers = Object.fromEntries([...headerValues].map(([k, v]) => [k, last(v)]));
+  const multiValueHeaders = Object.fromEntries(headerValues);
+  const query = Object.fromEntries([...queryValues].map(([k, v]) => [k, last(v)]));
+  const multiQuery = Object.fromEntries(queryValues);
+  const hasQuery = queryValues.size > 0;
   const text = body.toString('utf8');
   // API Gateway passes text bodies as they are and binary ones base64-encoded.
   const binary = body.length > 0 && !Buffer.from(text, 'utf8').equals(body);

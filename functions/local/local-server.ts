@@ -12,7 +12,11 @@ import {
 const MAX_READ_BYTES = 6 * 1024 * 1024;
 const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/;
 
-type Read = { kind: 'ok'; body: Buffer } | { kind: 'too-large' } | { kind: 'aborted' };
+/** `head`: what was read of a too-large body, already over any handler's own limit. */
+type Read =
+  | { kind: 'ok'; body: Buffer }
+  | { kind: 'too-large'; head: Buffer }
+  | { kind: 'aborted' };
 
 function readBody(req: IncomingMessage): Promise<Read> {
   return new Promise((resolve) => {
@@ -26,13 +30,13 @@ function readBody(req: IncomingMessage): Promise<Read> {
       }
     };
     req.on('data', (chunk: Buffer) => {
+      if (done) return;
       size += chunk.length;
-      if (size > MAX_READ_BYTES) {
-        finish({ kind: 'too-large' });
-        req.resume();
-        return;
-      }
       chunks.push(chunk);
+      if (size > MAX_READ_BYTES) {
+        finish({ kind: 'too-large', head: Buffer.concat(chunks) });
+        req.resume();
+      }
     });
     req.on('end', () => finish({ kind: 'ok', body: Buffer.concat(chunks) }));
     req.on('error', () => finish({ kind: 'aborted' }));
@@ -100,6 +104,31 @@ export class LocalServer {
       this.inFlight.add(work);
       void work.finally(() => this.inFlight.delete(work));
     });
+    // Requests Node's HTTP parser refuses (malformed, or a method it does not know) get the
+    // contract's error shape too. Node's own answers stay for a request that timed out (408)
+    // and for a request line and headers over its 16 KiB limit (431), which API Gateway refuses
+    // before any function too.
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      if (error.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      if (error.code === 'HPE_HEADER_OVERFLOW') {
+        socket.end('HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      const body = JSON.stringify({
+        error: { code: 'INVALID_REQUEST', message: 'Malformed HTTP request', retryable: false },
+      });
+      socket.end(
+        'HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n' +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    });
     this.server.keepAliveTimeout = 5000;
     // A client that never finishes its request must not hold a socket forever.
     this.server.requestTimeout = 30_000;
@@ -131,7 +160,10 @@ export class LocalServer {
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let url: URL;
     try {
-      url = new URL(req.url ?? '/', 'http://127.0.0.1');
+      // Origin-form targets are appended to the origin, not resolved against it: `//x/v1/health`
+      // is a path of its own, not host `x` with path `/v1/health`.
+      const target = req.url ?? '/';
+      url = target.startsWith('/') ? new URL(`http://127.0.0.1${target}`) : new URL(target);
     } catch {
       contractError(res, 400, 'INVALID_REQUEST', 'The request target is invalid');
       return;
@@ -143,12 +175,11 @@ export class LocalServer {
       await this.invoke(req, res, url, invoke[1] as string, read);
       return;
     }
-    if (read.kind === 'too-large') {
-      contractError(res, 413, 'PAYLOAD_TOO_LARGE', 'The body must not exceed 8192 bytes');
-      return;
-    }
+    // A body over the read limit still goes to the handler (cut short, yet far over its 8 KiB),
+    // so that 404 and 405 keep answering before 413 (CONTRACT §4).
+    const body = read.kind === 'ok' ? read.body : read.head;
     const fn = this.options.vend;
-    const result = (await fn.handler(restEvent(req, url, read.body), lambdaContext(fn))) as {
+    const result = (await fn.handler(restEvent(req, url, body), lambdaContext(fn))) as {
       statusCode: number;
       headers?: Record<string, string>;
       body?: string;
