@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Logger } from '@aws-lambda-powertools/logger';
+import { Logger, LogLevelThreshold } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Telemetry } from '../core/types.js';
 
@@ -39,11 +39,22 @@ export function createObservability(
       metrics.addMetric(name, MetricUnit.Milliseconds, ms);
     },
     log(level, message, fields) {
+      // A line the current level drops (the debug line of every vend, at INFO) costs neither the
+      // scope merge nor Powertools' formatting. `logger.level` follows runtime level changes
+      // and debug sampling; no log buffer is configured, so nothing below the level is kept.
+      if (THRESHOLDS[level] < logger.level) return;
       logger[level](message, scoped(fields));
     },
   };
   return { logger, metrics, telemetry };
 }
+
+const THRESHOLDS = {
+  debug: LogLevelThreshold.DEBUG,
+  info: LogLevelThreshold.INFO,
+  warn: LogLevelThreshold.WARN,
+  error: LogLevelThreshold.ERROR,
+} as const;
 
 const LEVELS = new Set(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT', 'CRITICAL']);
 
