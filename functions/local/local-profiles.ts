@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { scryptSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isProfileName } from '../core/credentials.js';
 import { ConfigError, SecretError } from '../core/errors.js';
@@ -6,6 +6,8 @@ import type { SecretFetcher } from '../core/secret-cache.js';
 import type { Clock } from '../core/types.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+const VERSION_SALT = 'crm-token-vendor/local-profile-version';
 
 /** The `default` profile from `CRM_*` variables (CONTRACT §6), or undefined when none is set. */
 export function defaultProfileFromEnv(env: Env): Record<string, string> | undefined {
@@ -60,6 +62,7 @@ export function readProfilesFile(path: string): Record<string, unknown> {
 export class LocalProfileFetcher implements SecretFetcher {
   private profiles: Record<string, unknown>;
   private readAt: number;
+  private readonly versions = new Map<string, string>();
 
   constructor(
     private readonly options: {
@@ -80,21 +83,46 @@ export class LocalProfileFetcher implements SecretFetcher {
   }
 
   async fetch(profile: string): Promise<{ version: string; value: string }> {
-    const value = this.current()[profile];
+    // The secret cache calls this only when its entry expired or must be refreshed (a rejected
+    // login, a newer version on the table): read the file now, so that a rotation takes effect
+    // at once after a rejection (CONTRACT §2) instead of after another SECRET_CACHE_SECONDS.
+    const value = this.reload()[profile];
     if (value === undefined) throw new SecretError('The profile has no secret');
     const text = typeof value === 'string' ? value : JSON.stringify(value);
-    return { version: createHash('sha256').update(text).digest('hex').slice(0, 16), value: text };
+    return { version: this.versionOf(text), value: text };
+  }
+
+  /**
+   * The version of a value, the same in every local instance (they may share one table). The
+   * value holds the password and the version is logged and stored, so it is a slow, salted hash
+   * (scrypt) rather than a plain one that a weak password could be guessed back from.
+   */
+  private versionOf(text: string): string {
+    let version = this.versions.get(text);
+    if (version === undefined) {
+      version = scryptSync(text, VERSION_SALT, 12, { N: 2 ** 14 }).toString('hex');
+      if (this.versions.size > 1000) this.versions.clear();
+      this.versions.set(text, version);
+    }
+    return version;
   }
 
   private current(): Record<string, unknown> {
     const now = this.options.clock.now();
     if (this.options.profilesFile && now - this.readAt >= this.options.ttlSeconds * 1000) {
-      this.readAt = now;
-      try {
-        this.profiles = this.load();
-      } catch (error) {
-        this.options.onReloadError?.(error);
-      }
+      return this.reload();
+    }
+    return this.profiles;
+  }
+
+  /** Re-reads PROFILES_FILE; a file that cannot be read or parsed keeps the last good copy. */
+  private reload(): Record<string, unknown> {
+    if (!this.options.profilesFile) return this.profiles;
+    this.readAt = this.options.clock.now();
+    try {
+      this.profiles = this.load();
+    } catch (error) {
+      this.options.onReloadError?.(error);
     }
     return this.profiles;
   }
