@@ -35,6 +35,11 @@ export interface ReleaseServiceDeps {
   readonly clock: Clock;
   readonly settings: Settings;
   readonly telemetry?: Telemetry;
+  /**
+   * Told when a profile was revoked: local mode runs vend in the same process and drops its
+   * memory cache at once (deployed instances serve it for at most MEMORY_CACHE_SECONDS).
+   */
+  readonly onRevoked?: (profile: string) => void;
 }
 
 type Verdict = 'released' | 'failed' | 'skipped';
@@ -57,6 +62,7 @@ export class ReleaseService {
   private readonly clock: Clock;
   private readonly settings: Settings;
   private readonly telemetry: Telemetry;
+  private readonly onRevoked: ((profile: string) => void) | undefined;
 
   constructor(deps: ReleaseServiceDeps) {
     this.store = deps.store;
@@ -64,6 +70,7 @@ export class ReleaseService {
     this.clock = deps.clock;
     this.settings = deps.settings;
     this.telemetry = deps.telemetry ?? silentTelemetry;
+    this.onRevoked = deps.onRevoked;
   }
 
   /** One pass over the tokens due now; stops claiming new work before `deadline`. */
@@ -87,6 +94,7 @@ export class ReleaseService {
     // (or is about to become) current, and releasing it would hand consumers a dead token.
     const startedAt = this.clock.now();
     const clearedCurrent = await this.clearCurrent(profile);
+    this.onRevoked?.(profile);
     const report = await this.sweep({
       profile,
       reason: 'revoked',

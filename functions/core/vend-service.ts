@@ -95,7 +95,11 @@ export class VendService {
   private readonly reads = new Map<string, Promise<ProfileState | undefined>>();
   private readonly logins = new Map<string, LoginFlight>();
   private readonly waits = new Map<string, Promise<ProfileState | undefined>>();
-  private readonly forcedSecretRefresh = new Map<string, number>();
+  /** Per profile: when this instance last forced a secret refresh, and that refresh. */
+  private readonly forcedSecretRefresh = new Map<
+    string,
+    { readonly at: number; readonly done: Promise<unknown> }
+  >();
 
   constructor(deps: VendServiceDeps) {
     this.store = deps.store;
@@ -114,6 +118,11 @@ export class VendService {
   /** Whether the profile is configured (no secret read). */
   hasProfile(profile: string): boolean {
     return this.secrets.has(profile);
+  }
+
+  /** Drops what this instance remembers of a profile's token (after a revocation). */
+  forget(profile: string): void {
+    this.memory.delete(profile);
   }
 
   /** Returns a token with at least the requested validity, logging in only when needed. */
@@ -148,7 +157,7 @@ export class VendService {
     const cached = this.memory.get(profile);
     const now = this.clock.now();
     if (!cached || now - cached.readAt >= this.settings.memoryCacheSeconds * 1000) return undefined;
-    const secret = await this.secretFor(profile, cached.state.current).catch(() => undefined);
+    const secret = await this.secretFor(profile, cached.state).catch(() => undefined);
     if (!secret) return undefined;
     const decision = decideVend(
       cached.state,
@@ -173,7 +182,7 @@ export class VendService {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const now = this.clock.now();
       if (now >= until) break;
-      const secretOrError = await this.secretFor(profile, state?.current).then(
+      const secretOrError = await this.secretFor(profile, state).then(
         (s) => s,
         (error: unknown) => error,
       );
@@ -222,9 +231,7 @@ export class VendService {
             }
             if (error instanceof VendorError && error.code === 'CRM_AUTH_FAILED') {
               // A rotation may have happened mid-flight: the next round sees AWSCURRENT.
-              const fresh = await this.secrets
-                .get(profile, { refresh: true })
-                .catch(() => undefined);
+              const fresh = await this.refreshSecret(profile).catch(() => undefined);
               if (fresh && fresh.version !== secret.version) {
                 state = await this.readState(profile);
                 continue;
@@ -232,12 +239,21 @@ export class VendService {
             }
             throw error;
           }
-          if (outcome.kind === 'ok-unstored') {
-            return this.tooShortOr(profile, outcome.token, minValidityMs, 'login');
-          }
-          if (outcome.kind === 'lost') {
+          // A flight this request joined may have begun before the token being invalidated
+          // became current, and produced that very token: log in again for it (invariant 7).
+          const joinedStale =
+            invalidateFingerprint !== undefined &&
+            (outcome.kind === 'ok-unstored'
+              ? outcome.token.fingerprint
+              : outcome.kind === 'ok'
+                ? outcome.state.current?.fingerprint
+                : undefined) === invalidateFingerprint;
+          if (outcome.kind === 'lost' || joinedStale) {
             state = await this.readState(profile);
             continue;
+          }
+          if (outcome.kind === 'ok-unstored') {
+            return this.tooShortOr(profile, outcome.token, minValidityMs, 'login');
           }
           state = outcome.state;
           source = 'login';
@@ -248,6 +264,16 @@ export class VendService {
           continue;
         }
       }
+    }
+    // Out of time or rounds (lost races, a slow table) while refreshing: the current token
+    // still serves what it can (invariant 5), unless it is the one being invalidated.
+    const current = state?.current;
+    if (
+      current &&
+      current.fingerprint !== invalidateFingerprint &&
+      canServe(current, this.clock.now(), minValidityMs)
+    ) {
+      return this.served(profile, current, source);
     }
     throw new VendorError('CRM_UNAVAILABLE', 'No token could be obtained in time', {
       retryable: true,
@@ -275,14 +301,43 @@ export class VendService {
     return { profile, token, source };
   }
 
-  /** The profile's secret; refetched when the current token was obtained with another version. */
-  private async secretFor(profile: string, current?: CurrentToken): Promise<ProfileSecret> {
+  /**
+   * The profile's secret; refetched (AWSCURRENT) when the table shows a version this instance
+   * has not got: the current token's, or the one a rejection was recorded with. Another
+   * instance may have seen a newer secret, and deciding with an older cached one would log in
+   * with a password already rejected or replaced (invariant 6, CONTRACT §2).
+   */
+  private async secretFor(profile: string, state?: ProfileState): Promise<ProfileSecret> {
     const secret = await this.secrets.get(profile);
-    if (!current || current.secretVersion === secret.version) return secret;
-    const forcedAt = this.forcedSecretRefresh.get(profile) ?? 0;
-    if (forcedAt >= current.issuedAt) return secret;
-    this.forcedSecretRefresh.set(profile, this.clock.now());
-    return this.secrets.get(profile, { refresh: true });
+    const now = this.clock.now();
+    const current = state?.current;
+    const auth = state?.authFailure;
+    let seenAt = Number.NEGATIVE_INFINITY;
+    if (current && current.secretVersion !== secret.version) seenAt = current.issuedAt;
+    // A rejection on the table: with another version, ours may be outdated; with ours, the
+    // secret may have been rotated since. Either way AWSCURRENT decides, once per rejection.
+    if (auth && auth.until > now) {
+      seenAt = Math.max(seenAt, auth.until - this.settings.authFailureBackoffSeconds * 1000);
+    }
+    if (seenAt === Number.NEGATIVE_INFINITY) return secret;
+    const forced = this.forcedSecretRefresh.get(profile);
+    if (forced && forced.at > seenAt) {
+      // Refreshed since that version was recorded: wait for that refresh (concurrent callers
+      // must not decide with the older cached value meanwhile), then use what it cached.
+      await forced.done;
+      return this.secrets.get(profile);
+    }
+    return this.refreshSecret(profile);
+  }
+
+  /** Reads AWSCURRENT now, remembering the refresh so that concurrent callers share it. */
+  private refreshSecret(profile: string): Promise<ProfileSecret> {
+    const refresh = this.secrets.get(profile, { refresh: true });
+    this.forcedSecretRefresh.set(profile, {
+      at: this.clock.now(),
+      done: refresh.catch(() => undefined),
+    });
+    return refresh;
   }
 
   /** One strongly consistent read per profile in flight; concurrent callers share it. */
@@ -472,21 +527,43 @@ export class VendService {
       current,
       lastAttempt: { id: leaseId, at: this.clock.now() },
       ...(leased.takeovers ? { takeovers: leased.takeovers } : {}),
+      // A rejection of another secret version stays: instances still caching that version
+      // must not try it again before its backoff ends (invariant 6).
+      ...(leased.authFailure &&
+      leased.authFailure.version !== secret.version &&
+      leased.authFailure.until > this.clock.now()
+        ? { authFailure: leased.authFailure }
+        : {}),
     };
     let saved: boolean;
     try {
       saved = await this.store.putState(success, leased.gen);
     } catch (error) {
-      // Recorded but not current: it is released when due. Hand it to this instance's callers.
-      this.telemetry.log('warn', 'could not make the new token current', {
-        profile,
-        tokenFp: fp,
-        error: describeError(error),
-      });
-      return { kind: 'ok-unstored', token: current };
-    }
-    if (!saved && (await this.holds(profile, (s) => s.current?.tokenId === current.tokenId))) {
+      // A write that timed out may have landed: then it is current, and what it replaced
+      // must be handled as after any success (an invalidated token becomes due, invariant 7).
+      if (!(await this.holds(profile, (s) => s.current?.tokenId === current.tokenId))) {
+        // Recorded but not current: it is released when due. Hand it to this instance's callers.
+        this.telemetry.log('warn', 'could not make the new token current', {
+          profile,
+          tokenFp: fp,
+          error: describeError(error),
+        });
+        return { kind: 'ok-unstored', token: current };
+      }
       saved = true;
+    }
+    if (!saved) {
+      const ours = await this.holds(profile, (s) => s.current?.tokenId === current.tokenId);
+      if (ours === undefined) {
+        // Unknown whether it became current: releasing it now could end the token everyone is
+        // being handed (invariant 3). Recorded, it is released when due; our callers get it.
+        this.telemetry.log('warn', 'could not tell whether the new token became current', {
+          profile,
+          tokenFp: fp,
+        });
+        return { kind: 'ok-unstored', token: current };
+      }
+      saved = ours;
     }
     if (!saved) {
       // Our lease lapsed and another instance took over: nobody was handed this token.
@@ -501,9 +578,20 @@ export class VendService {
     return { kind: 'ok', state: success };
   }
 
-  /** Re-reads the state after a lost condition and tells whether our own write is what is there. */
-  private async holds(profile: string, ours: (state: ProfileState) => boolean): Promise<boolean> {
-    const state = await this.store.getState(profile).catch(() => undefined);
+  /**
+   * Re-reads the state after a lost condition and tells whether our own write is what is
+   * there; undefined when the state cannot be read.
+   */
+  private async holds(
+    profile: string,
+    ours: (state: ProfileState) => boolean,
+  ): Promise<boolean | undefined> {
+    let state: ProfileState | undefined;
+    try {
+      state = await this.store.getState(profile);
+    } catch {
+      return undefined;
+    }
     return state !== undefined && ours(state);
   }
 
@@ -573,7 +661,8 @@ export class VendService {
       },
     };
     try {
-      await this.store.putState(next, leased.gen);
+      // The memory cache must not keep showing our lease: it would serve as if a login ran.
+      if (await this.store.putState(next, leased.gen)) this.remember(leased.profile, next);
     } catch (error) {
       this.telemetry.log('warn', 'could not record the login failure; the lease will lapse', {
         profile: leased.profile,
@@ -595,7 +684,9 @@ export class VendService {
       gen: leased.gen + 1,
       lastAttempt: { id: leaseId, at, ...(code ? { error: { code } } : {}) },
     };
-    await this.store.putState(next, leased.gen).catch(() => false);
+    if (await this.store.putState(next, leased.gen).catch(() => false)) {
+      this.remember(leased.profile, next);
+    }
   }
 }
 

@@ -120,7 +120,14 @@ export async function startLocalService(env: Env = process.env): Promise<LocalSe
       telemetry,
       defaultBaseUrl: baseUrl,
     });
-    const releaseService = new ReleaseService({ store, crm, clock, settings, telemetry });
+    const releaseService = new ReleaseService({
+      store,
+      crm,
+      clock,
+      settings,
+      telemetry,
+      onRevoked: (profile) => vendService.forget(profile),
+    });
     const vend: LocalFunction = {
       name: 'vend',
       handler: createVendHandler({ service: vendService, settings, clock, observability }),

@@ -244,6 +244,12 @@ describe('Lambda Invoke API: release', () => {
     const fingerprint = createHash('sha256').update(token).digest('hex').slice(0, 12);
     const issued = vendor.simulator.stats().issued.find((t) => t.fingerprint === fingerprint);
     expect(issued?.releasedAt).toBeDefined();
+    // The next vend logs in: the revoked token is not served from the vend function's memory.
+    const next = await invoke({
+      FunctionName: 'vend',
+      Payload: { action: 'getToken', profile: 'other' },
+    });
+    expect((next.payload as { token: string }).token).not.toBe(token);
   });
 });
 
