@@ -1,5 +1,4 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { BatchWriteItemCommand, type WriteRequest } from '@aws-sdk/client-dynamodb';
 import { HttpCrmClient } from '../functions/adapters/crm-client.js';
 import { createDynamoDbClient } from '../functions/adapters/dynamodb-client.js';
 import { DynamoDbTokenStore, marshalToken } from '../functions/adapters/dynamodb-token-store.js';
@@ -10,6 +9,7 @@ import { fingerprint } from '../functions/core/fingerprint.js';
 import { mapPooled, ReleaseService } from '../functions/core/release-service.js';
 import { RECORD_RETENTION_SECONDS } from '../functions/core/token-ledger.js';
 import type { TokenRecord } from '../functions/core/types.js';
+import { batchPut } from '../test/support/dynalite.js';
 import { type Backend, DEMO_PROFILE } from './fixtures.js';
 import { nowMs } from './stats.js';
 
@@ -79,22 +79,7 @@ export async function releaseReads(
     ];
 
     const seedStart = nowMs();
-    const batches: WriteRequest[][] = [];
-    for (let i = 0; i < records.length; i += 25) {
-      batches.push(
-        records.slice(i, i + 25).map((r) => ({ PutRequest: { Item: marshalToken(r) } })),
-      );
-    }
-    await mapPooled(batches, 8, async (batch) => {
-      let pending: WriteRequest[] = batch;
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt > 10) throw new Error('bench: BatchWriteItem kept items unprocessed');
-        const out = await client.send(
-          new BatchWriteItemCommand({ RequestItems: { [tableName]: pending } }),
-        );
-        pending = out.UnprocessedItems?.[tableName] ?? [];
-      }
-    });
+    await batchPut(client, tableName, records.map(marshalToken));
     const seedMs = nowMs() - seedStart;
 
     const store = new DynamoDbTokenStore({ client, tableName });

@@ -26,22 +26,13 @@ import {
 } from '../../functions/client/index.js';
 import { type CrmSimulator, simulatorFingerprint } from '../../functions/local/crm-simulator.js';
 import { type LocalService, startLocalService } from '../../functions/local/local-service.js';
+import { FAST_ENV } from '../support/local-service.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 
 /** Short lifetimes (8 s advertised validity) so one test sees refresh-ahead in seconds. */
-const ENV = {
-  LOG_LEVEL: 'SILENT',
-  PORT: '0',
-  TOKEN_LIFETIME_SECONDS: '12',
-  RELEASE_LEAD_SECONDS: '4',
-  REFRESH_AHEAD_SECONDS: '3',
-  MIN_VALIDITY_SECONDS: '1',
-  RELEASE_INTERVAL_SECONDS: '1',
-  CRM_TIMEOUT_MS: '500',
-  MEMORY_CACHE_SECONDS: '1',
-};
+const ENV = { ...FAST_ENV, LOG_LEVEL: 'SILENT', PORT: '0', MEMORY_CACHE_SECONDS: '1' };
 const ADVERTISED_SECONDS = 12 - 4;
 
 /** `default` is the simulator's demo user; `other` the same user; `webkey` its web API key. */

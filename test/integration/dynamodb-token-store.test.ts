@@ -29,6 +29,7 @@ import {
 import { StoreError } from '../../functions/core/errors.js';
 import type { TokenRecord } from '../../functions/core/types.js';
 import {
+  batchPut,
   type LocalDynamo,
   localDynamoClient,
   startDynalite,
@@ -56,30 +57,6 @@ async function freshStore(): Promise<{ store: DynamoDbTokenStore; tableName: str
   const tableName = uniqueTableName();
   await ensureTable(local.client, tableName);
   return { store: new DynamoDbTokenStore({ client: local.client, tableName }), tableName };
-}
-
-/** BatchWriteItem in chunks of 25, all chunks in parallel, until nothing is left unprocessed. */
-async function batchPut(
-  client: DynamoDBClient,
-  tableName: string,
-  items: readonly Item[],
-): Promise<void> {
-  const chunks: WriteRequest[][] = [];
-  for (let i = 0; i < items.length; i += 25) {
-    chunks.push(items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })));
-  }
-  await Promise.all(
-    chunks.map(async (chunk) => {
-      let pending: WriteRequest[] = chunk;
-      for (let round = 0; pending.length > 0; round++) {
-        if (round > 10) throw new Error('BatchWriteItem keeps leaving items unprocessed');
-        const out = await client.send(
-          new BatchWriteItemCommand({ RequestItems: { [tableName]: pending } }),
-        );
-        pending = out.UnprocessedItems?.[tableName] ?? [];
-      }
-    }),
-  );
 }
 
 async function rawItem(tableName: string, pk: string): Promise<Item | undefined> {

@@ -10,19 +10,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CrmSimulator } from '../../functions/local/crm-simulator.js';
 import { type LocalService, startLocalService } from '../../functions/local/local-service.js';
+import { FAST_ENV } from '../support/local-service.js';
 import { createOpenApiValidator, loadOpenApiDocument } from '../unit/client/openapi-validator.js';
 
-const ENV = {
-  LOG_LEVEL: 'SILENT',
-  PORT: '0',
-  TOKEN_LIFETIME_SECONDS: '12',
-  RELEASE_LEAD_SECONDS: '4',
-  REFRESH_AHEAD_SECONDS: '3',
-  MIN_VALIDITY_SECONDS: '1',
-  RELEASE_INTERVAL_SECONDS: '1',
-  CRM_TIMEOUT_MS: '500',
-  MEMORY_CACHE_SECONDS: '1',
-};
+const ENV = { ...FAST_ENV, LOG_LEVEL: 'SILENT', PORT: '0', MEMORY_CACHE_SECONDS: '1' };
 const SECRET_PASSWORD = 'hunter2-never-shown';
 /** One profile per failure, so that one backoff does not leak into another test. */
 const PROFILES = {

@@ -13,14 +13,9 @@ import {
   simulatorFingerprint,
   startCrmSimulator,
 } from '../../functions/local/crm-simulator.js';
-import { type LocalDynamo, startDynalite, uniqueTableName } from '../support/dynalite.js';
+import { batchPut, type LocalDynamo, startDynalite, uniqueTableName } from '../support/dynalite.js';
 import { testSettings } from '../support/fakes.js';
-import {
-  batchPut,
-  issuedForDueAt,
-  obtainedRecord,
-  pendingIds,
-} from '../support/release-fixtures.js';
+import { issuedForDueAt, obtainedRecord, pendingIds } from '../support/release-fixtures.js';
 
 const CRM_TIMEOUT_MS = 300;
 const settings: Settings = testSettings({ CRM_TIMEOUT_MS });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchWriteItemCommand, DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
+import type { Item } from '../../functions/adapters/dynamodb-token-store.js';
 import { ensureTable } from '../../functions/adapters/table-schema.js';
 import { startEmbeddedDynamoDb } from '../../functions/local/embedded-dynamodb.js';
 
@@ -52,4 +53,28 @@ export function localDynamoClient(endpoint: string): DynamoDBClient {
 /** A table name no other call (or process) uses: `token-vendor-<pid>-<random>`. */
 export function uniqueTableName(prefix = 'token-vendor'): string {
   return `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/** BatchWriteItem in chunks of 25, all chunks in parallel, until nothing is left unprocessed. */
+export async function batchPut(
+  client: DynamoDBClient,
+  tableName: string,
+  items: readonly Item[],
+): Promise<void> {
+  const chunks: WriteRequest[][] = [];
+  for (let i = 0; i < items.length; i += 25) {
+    chunks.push(items.slice(i, i + 25).map((entry) => ({ PutRequest: { Item: entry } })));
+  }
+  await Promise.all(
+    chunks.map(async (chunk) => {
+      let pending: WriteRequest[] = chunk;
+      for (let round = 0; pending.length > 0; round++) {
+        if (round > 10) throw new Error('BatchWriteItem keeps leaving items unprocessed');
+        const out = await client.send(
+          new BatchWriteItemCommand({ RequestItems: { [tableName]: pending } }),
+        );
+        pending = out.UnprocessedItems?.[tableName] ?? [];
+      }
+    }),
+  );
 }

@@ -1,9 +1,3 @@
-import {
-  BatchWriteItemCommand,
-  type DynamoDBClient,
-  type WriteRequest,
-} from '@aws-sdk/client-dynamodb';
-import type { Item } from '../../functions/adapters/dynamodb-token-store.js';
 import { fingerprint } from '../../functions/core/fingerprint.js';
 import type { Settings } from '../../functions/core/settings.js';
 import { newTokenRecord } from '../../functions/core/token-ledger.js';
@@ -112,30 +106,6 @@ export class ReleaseCrm extends FakeCrm {
 export async function seed(store: TokenStore, records: readonly TokenRecord[]): Promise<void> {
   const results = await Promise.all(records.map((r) => store.putToken(r, 0)));
   if (results.some((ok) => !ok)) throw new Error('seeding found an existing record');
-}
-
-/** BatchWriteItem in chunks of 25, all chunks in parallel, until nothing is left unprocessed. */
-export async function batchPut(
-  client: DynamoDBClient,
-  tableName: string,
-  items: readonly Item[],
-): Promise<void> {
-  const chunks: WriteRequest[][] = [];
-  for (let i = 0; i < items.length; i += 25) {
-    chunks.push(items.slice(i, i + 25).map((entry) => ({ PutRequest: { Item: entry } })));
-  }
-  await Promise.all(
-    chunks.map(async (chunk) => {
-      let pending: WriteRequest[] = chunk;
-      for (let round = 0; pending.length > 0; round++) {
-        if (round > 10) throw new Error('BatchWriteItem keeps leaving items unprocessed');
-        const out = await client.send(
-          new BatchWriteItemCommand({ RequestItems: { [tableName]: pending } }),
-        );
-        pending = out.UnprocessedItems?.[tableName] ?? [];
-      }
-    }),
-  );
 }
 
 /** Every record still pending release, all pages, due or not. */
