@@ -1,5 +1,4 @@
 import {
-  BatchWriteItemCommand,
   ConditionalCheckFailedException,
   CreateTableCommand,
   DeleteTableCommand,
@@ -9,7 +8,6 @@ import {
   ProvisionedThroughputExceededException,
   PutItemCommand,
   QueryCommand,
-  type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
