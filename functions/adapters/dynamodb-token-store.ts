@@ -8,14 +8,16 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { StoreError } from '../core/errors.js';
-import type {
-  CurrentToken,
-  DuePage,
-  ProfileState,
-  TokenRecord,
-  TokenStatus,
-  TokenStore,
-  VendErrorCode,
+import {
+  type CurrentToken,
+  type DuePage,
+  isPastTtl,
+  type PendingQuery,
+  type ProfileState,
+  type TokenRecord,
+  type TokenStatus,
+  type TokenStore,
+  type VendErrorCode,
 } from '../core/types.js';
 import { DUE_INDEX, DUE_SHARD, KEY_PREFIX, SCHEMA_VERSION, TABLE } from './table-schema.js';
 
@@ -65,20 +67,14 @@ export class DynamoDbTokenStore implements TokenStore {
     if (!item) return undefined;
     const record = unmarshalToken(item);
     // TTL deletes up to days late: an expired item is absent to everyone.
-    return record.ttl * 1000 <= now ? undefined : record;
+    return isPastTtl(record, now) ? undefined : record;
   }
 
   async putToken(record: TokenRecord, expectedRev: number): Promise<boolean> {
     return this.putConditionally(marshalToken(record), 'rev', expectedRev);
   }
 
-  async queryPending(options: {
-    now: number;
-    dueBy?: number;
-    profile?: string;
-    limit?: number;
-    cursor?: string;
-  }): Promise<DuePage> {
+  async queryPending(options: PendingQuery): Promise<DuePage> {
     const { now, dueBy, profile, limit = DEFAULT_QUERY_LIMIT } = options;
     if (!Number.isInteger(limit) || limit < 1) {
       throw new StoreError('queryPending limit must be a positive integer');

@@ -1,5 +1,12 @@
 import { StoreError } from '../core/errors.js';
-import type { DuePage, ProfileState, TokenRecord, TokenStore } from '../core/types.js';
+import {
+  type DuePage,
+  isPastTtl,
+  type PendingQuery,
+  type ProfileState,
+  type TokenRecord,
+  type TokenStore,
+} from '../core/types.js';
 
 /**
  * The token store in process memory: the same contract as the DynamoDB store, used by unit
@@ -26,7 +33,7 @@ export class MemoryTokenStore implements TokenStore {
 
   async getToken(tokenId: string, now: number): Promise<TokenRecord | undefined> {
     const record = this.tokens.get(tokenId);
-    if (!record || record.ttl * 1000 <= now) return undefined;
+    if (!record || isPastTtl(record, now)) return undefined;
     this.itemsRead += 1;
     return structuredClone(record);
   }
@@ -38,13 +45,7 @@ export class MemoryTokenStore implements TokenStore {
     return true;
   }
 
-  async queryPending(options: {
-    now: number;
-    dueBy?: number;
-    profile?: string;
-    limit?: number;
-    cursor?: string;
-  }): Promise<DuePage> {
+  async queryPending(options: PendingQuery): Promise<DuePage> {
     const { now, dueBy, profile, limit = 100 } = options;
     // Resume after the last key read (as DynamoDB's ExclusiveStartKey does), not at an offset:
     // records released between pages leave the index and must not shift the next page.
@@ -56,7 +57,7 @@ export class MemoryTokenStore implements TokenStore {
     const page = pending.slice(0, limit);
     this.itemsRead += page.length;
     const records = page
-      .filter((r) => r.ttl * 1000 > now && (profile === undefined || r.profile === profile))
+      .filter((r) => !isPastTtl(r, now) && (profile === undefined || r.profile === profile))
       .map((r) => structuredClone(r));
     const last = page[page.length - 1];
     return last && pending.length > limit

@@ -139,6 +139,20 @@ export interface TokenRecord {
   readonly ttl: number;
 }
 
+/** A page request of records pending release (`TokenStore.queryPending`). */
+export interface PendingQuery {
+  readonly now: number;
+  readonly dueBy?: number;
+  readonly profile?: string;
+  readonly limit?: number;
+  readonly cursor?: string;
+}
+
+/** Whether a record is past its TTL: absent to every reader, even before DynamoDB deletes it. */
+export function isPastTtl(record: { readonly ttl: number }, now: number): boolean {
+  return record.ttl * 1000 <= now;
+}
+
 export interface DuePage {
   readonly records: readonly TokenRecord[];
   /** Items the store read to produce this page (for cost accounting). */
@@ -163,13 +177,7 @@ export interface TokenStore {
    * Records pending release, oldest due first, through the sparse index. `dueBy` limits the
    * query to records due by then; records past their TTL are left out.
    */
-  queryPending(options: {
-    now: number;
-    dueBy?: number;
-    profile?: string;
-    limit?: number;
-    cursor?: string;
-  }): Promise<DuePage>;
+  queryPending(options: PendingQuery): Promise<DuePage>;
 }
 
 /** Counters and timings the core reports; adapters turn them into logs and EMF metrics. */
