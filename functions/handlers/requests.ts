@@ -19,6 +19,9 @@ export interface RestEvent {
   readonly isBase64Encoded?: boolean;
   readonly queryStringParameters?: Record<string, string | undefined> | null;
   readonly multiValueQueryStringParameters?: Record<string, string[] | undefined> | null;
+  /** The API Gateway resource that matched, e.g. `/v1/tokens/{profile}` or `/{proxy+}`. */
+  readonly resource?: string;
+  readonly pathParameters?: Record<string, string | undefined> | null;
 }
 
 type Route = 'health' | 'token' | 'invalidate';
@@ -31,6 +34,36 @@ const ROUTE_METHODS: Record<Route, readonly string[]> = {
 
 function invalid(message: string): VendorError {
   return new VendorError('INVALID_REQUEST', message);
+}
+
+/**
+ * The path to route on. Behind a custom domain with a base path mapping, API Gateway puts the
+ * base path into `event.path`; the matched resource with its path parameters does not carry
+ * it, so the path is rebuilt from them (a single parameter re-encoded, as it is in a path).
+ * Events without a resource (or with parameters that do not fill it) fall back to `path`.
+ */
+export function routePath(event: RestEvent): string {
+  const path = typeof event.path === 'string' ? event.path : '';
+  const { resource, pathParameters } = event;
+  if (typeof resource !== 'string' || !resource.startsWith('/')) return path;
+  let complete = true;
+  const rebuilt = resource.replace(
+    /\{([^{}/]+?)(\+?)\}/g,
+    (_whole, name: string, greedy: string) => {
+      const value =
+        typeof pathParameters === 'object' &&
+        pathParameters !== null &&
+        Object.hasOwn(pathParameters, name)
+          ? pathParameters[name]
+          : undefined;
+      if (typeof value !== 'string' || value === '') {
+        complete = false;
+        return '';
+      }
+      return greedy ? value : encodeURIComponent(value);
+    },
+  );
+  return complete ? rebuilt : path;
 }
 
 /** Matches a path to a route; the profile segment stays raw (percent-encoded) here. */
@@ -126,7 +159,7 @@ function tokenField(parsed: unknown): string {
  * 404, 405, 413, then 400. Throws VendorError.
  */
 export function parseRestEvent(event: RestEvent, settings: Settings): VendRequest {
-  const match = matchRoute(typeof event.path === 'string' ? event.path : '');
+  const match = matchRoute(routePath(event));
   if (!match) throw new VendorError('NOT_FOUND', 'No such route');
   const allowed = ROUTE_METHODS[match.route];
   if (!allowed.includes(event.httpMethod)) {

@@ -7,6 +7,7 @@ import {
   parseInvokePayload,
   parseRestEvent,
   type RestEvent,
+  routePath,
   type VendRequest,
 } from '../../../functions/handlers/requests.js';
 import { testSettings } from '../../support/fakes.js';
@@ -440,5 +441,56 @@ describe('aliasProfile', () => {
     [`${arn}:profile-`, ''],
   ])('%s → %s', (invokedArn, expected) => {
     expect(aliasProfile(invokedArn)).toBe(expected);
+  });
+});
+
+describe('routePath: API Gateway behind a custom domain with a base path mapping', () => {
+  const behindMapping = (
+    path: string,
+    resource: string,
+    pathParameters: Record<string, string> | null,
+    httpMethod = 'GET',
+  ) => ({ httpMethod, path, resource, pathParameters, body: null });
+
+  it('routes on the matched resource, not on a path that carries the base path', () => {
+    // Prepare: API Gateway puts the mapping's base path (`/crm`) into `path`
+    const token = behindMapping('/crm/v1/tokens/billing', '/v1/tokens/{profile}', {
+      profile: 'billing',
+    });
+    const invalidate = {
+      ...behindMapping(
+        '/crm/v1/tokens/billing/invalidate',
+        '/v1/tokens/{profile}/invalidate',
+        { profile: 'billing' },
+        'POST',
+      ),
+      body: '{"token":"t"}',
+    };
+    const health = behindMapping('/crm/v1/health', '/v1/health', null);
+    const viaRootProxy = behindMapping('/crm/v1/health', '/{proxy+}', { proxy: 'v1/health' });
+    const unknown = behindMapping('/crm/v1/nope', '/v1/{proxy+}', { proxy: 'nope' });
+    // Act / Assess
+    expect(routePath(token)).toBe('/v1/tokens/billing');
+    expect(parseRestEvent(token, settings)).toEqual({ action: 'getToken', profile: 'billing' });
+    expect(parseRestEvent(invalidate, settings)).toEqual({
+      action: 'invalidate',
+      profile: 'billing',
+      token: 't',
+    });
+    expect(parseRestEvent(health, settings)).toEqual({ action: 'health' });
+    expect(parseRestEvent(viaRootProxy, settings)).toEqual({ action: 'health' });
+    expect(() => parseRestEvent(unknown, settings)).toThrow(/No such route/);
+  });
+
+  it('re-encodes a decoded profile parameter, so a slash in it stays a bad name (400)', () => {
+    const event = behindMapping('/v1/tokens/a%2Fb', '/v1/tokens/{profile}', { profile: 'a/b' });
+    expect(routePath(event)).toBe('/v1/tokens/a%2Fb');
+    expect(() => parseRestEvent(event, settings)).toThrow(/profile name/);
+  });
+
+  it('falls back to path when the parameters do not fill the resource', () => {
+    expect(routePath(behindMapping('/v1/health', '/{proxy+}', null))).toBe('/v1/health');
+    expect(routePath(behindMapping('/v1/health', '/{proxy+}', { other: 'x' }))).toBe('/v1/health');
+    expect(routePath({ httpMethod: 'GET', path: '/v1/health' })).toBe('/v1/health');
   });
 });
