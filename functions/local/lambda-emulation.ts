@@ -42,6 +42,13 @@ export function lambdaContext(fn: LocalFunction, qualifier?: string): Context {
   };
 }
 
+function localName(arnName: string | undefined): string | undefined {
+  if (arnName === undefined) return undefined;
+  if (arnName.endsWith('vend')) return 'vend';
+  if (arnName.endsWith('release')) return 'release';
+  return arnName;
+}
+
 /** Parses `{name}` of the Invoke path (a name, `name:qualifier` or an ARN) plus `?Qualifier`. */
 export function parseFunctionTarget(
   rawName: string,
@@ -60,7 +67,8 @@ export function parseFunctionTarget(
     if (parts.length < 7 || parts.length > 8 || parts[2] !== 'lambda' || parts[5] !== 'function') {
       return undefined;
     }
-    name = parts[6];
+    // A deployed-style ARN names the function `<stack>-vend` and the like: it ends in the name.
+    name = localName(parts[6]);
     qualifier = parts[7];
   } else {
     const parts = decoded.split(':');

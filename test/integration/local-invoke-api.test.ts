@@ -169,6 +169,26 @@ describe('Lambda Invoke API: vend', () => {
   });
 });
 
+describe('Lambda Invoke API: ARNs ending in the function name', () => {
+  it('serves an ARN whose function name ends in vend or release', async () => {
+    const vend = await invoke({
+      FunctionName: 'arn:aws:lambda:eu-west-1:123456789012:function:crm-token-vendor-vend',
+      Qualifier: 'profile-default',
+      Payload: { action: 'getToken', profile: 'default' },
+    });
+    expect(tokenBodyProblems(vend.payload)).toEqual([]);
+    const release = await invoke({
+      FunctionName: 'arn:aws:lambda:eu-west-1:123456789012:function:crm-token-vendor-release',
+      Payload: {},
+    });
+    expect(Object.keys(release.payload as object).sort()).toEqual([
+      'failed',
+      'released',
+      'skipped',
+    ]);
+  });
+});
+
 describe('Lambda Invoke API: errors', () => {
   it.each([
     ['an unknown name', { FunctionName: 'nope' }],
