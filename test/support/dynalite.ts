@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { BatchWriteItemCommand, DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
 import type { Item } from '../../functions/adapters/dynamodb-token-store.js';
 import { ensureTable } from '../../functions/adapters/table-schema.js';
+import { mapPooled } from '../../functions/core/release-service.js';
 import { startEmbeddedDynamoDb } from '../../functions/local/embedded-dynamodb.js';
 
 export interface LocalDynamo {
@@ -55,26 +56,28 @@ export function uniqueTableName(prefix = 'token-vendor'): string {
   return `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`;
 }
 
-/** BatchWriteItem in chunks of 25, all chunks in parallel, until nothing is left unprocessed. */
+/**
+ * BatchWriteItem in chunks of 25, a few chunks at a time (hundreds at once overwhelm the
+ * emulator's connections), until nothing is left unprocessed.
+ */
 export async function batchPut(
   client: DynamoDBClient,
   tableName: string,
   items: readonly Item[],
+  concurrency = 8,
 ): Promise<void> {
   const chunks: WriteRequest[][] = [];
   for (let i = 0; i < items.length; i += 25) {
     chunks.push(items.slice(i, i + 25).map((entry) => ({ PutRequest: { Item: entry } })));
   }
-  await Promise.all(
-    chunks.map(async (chunk) => {
-      let pending: WriteRequest[] = chunk;
-      for (let round = 0; pending.length > 0; round++) {
-        if (round > 10) throw new Error('BatchWriteItem keeps leaving items unprocessed');
-        const out = await client.send(
-          new BatchWriteItemCommand({ RequestItems: { [tableName]: pending } }),
-        );
-        pending = out.UnprocessedItems?.[tableName] ?? [];
-      }
-    }),
-  );
+  await mapPooled(chunks, concurrency, async (chunk) => {
+    let pending: WriteRequest[] = chunk;
+    for (let round = 0; pending.length > 0; round++) {
+      if (round > 10) throw new Error('BatchWriteItem keeps leaving items unprocessed');
+      const out = await client.send(
+        new BatchWriteItemCommand({ RequestItems: { [tableName]: pending } }),
+      );
+      pending = out.UnprocessedItems?.[tableName] ?? [];
+    }
+  });
 }
