@@ -9,6 +9,9 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 const VERSION_SALT = 'crm-token-vendor/local-profile-version';
 
+/** Versions already derived in this process (scrypt costs tens of ms, once per value). */
+const VERSIONS = new Map<string, string>();
+
 /** The `default` profile from `CRM_*` variables (CONTRACT §6), or undefined when none is set. */
 export function defaultProfileFromEnv(env: Env): Record<string, string> | undefined {
   const pick = (name: string) =>
@@ -62,7 +65,6 @@ export function readProfilesFile(path: string): Record<string, unknown> {
 export class LocalProfileFetcher implements SecretFetcher {
   private profiles: Record<string, unknown>;
   private readAt: number;
-  private readonly versions = new Map<string, string>();
 
   constructor(
     private readonly options: {
@@ -98,11 +100,11 @@ export class LocalProfileFetcher implements SecretFetcher {
    * (scrypt) rather than a plain one that a weak password could be guessed back from.
    */
   private versionOf(text: string): string {
-    let version = this.versions.get(text);
+    let version = VERSIONS.get(text);
     if (version === undefined) {
       version = scryptSync(text, VERSION_SALT, 12, { N: 2 ** 14 }).toString('hex');
-      if (this.versions.size > 1000) this.versions.clear();
-      this.versions.set(text, version);
+      if (VERSIONS.size > 1000) VERSIONS.clear();
+      VERSIONS.set(text, version);
     }
     return version;
   }
