@@ -1,10 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Logger, LogLevelThreshold } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../core/metric-names.js';
 import type { Telemetry } from '../core/types.js';
-
-export const SERVICE_NAME = 'crm-token-vendor';
-export const METRICS_NAMESPACE = 'CrmTokenVendor';
 
 /** Request-scoped log fields; kept per async context so concurrent local requests don't mix. */
 export const requestScope = new AsyncLocalStorage<Record<string, string>>();

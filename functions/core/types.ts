@@ -1,5 +1,7 @@
 /** Ports of the core: everything it needs from the outside world, and the shapes it stores. */
 
+import type { MetricName } from './metric-names.js';
+
 /** Wall-clock time in epoch milliseconds; injected so tests run on a fake clock. */
 export interface Clock {
   now(): number;
@@ -182,8 +184,8 @@ export interface TokenStore {
 
 /** Counters and timings the core reports; adapters turn them into logs and EMF metrics. */
 export interface Telemetry {
-  count(name: string, value?: number, dimensions?: Record<string, string>): void;
-  timing(name: string, ms: number, dimensions?: Record<string, string>): void;
+  count(name: MetricName, value?: number, dimensions?: Record<string, string>): void;
+  timing(name: MetricName, ms: number, dimensions?: Record<string, string>): void;
   log(
     level: 'debug' | 'info' | 'warn' | 'error',
     message: string,

@@ -7,6 +7,7 @@ import {
 } from './errors.js';
 import { fingerprint, newId, shortFingerprint } from './fingerprint.js';
 import { computeExpiry } from './jwt.js';
+import { METRIC, type MetricName } from './metric-names.js';
 import { leaseMillis, type Settings } from './settings.js';
 import { newTokenRecord, releaseLeakedToken, TokenLedger } from './token-ledger.js';
 import {
@@ -73,6 +74,13 @@ interface LoginFlight {
 }
 
 const MAX_ROUNDS = 12;
+
+/** Vends by cache layer (memory / table / login). */
+const SOURCE_METRIC = {
+  memory: METRIC.vendMemoryHit,
+  table: METRIC.vendTableHit,
+  login: METRIC.vendLogin,
+} as const satisfies Record<VendSource, MetricName>;
 
 /**
  * The vend use case (invariants 1, 2, 5–9): serve the current token, log in once across all
@@ -296,8 +304,7 @@ export class VendService {
   }
 
   private served(profile: string, token: CurrentToken, source: VendSource): VendResult {
-    const metric = { memory: 'VendMemoryHit', table: 'VendTableHit', login: 'VendLogin' }[source];
-    this.telemetry.count(metric);
+    this.telemetry.count(SOURCE_METRIC[source]);
     return { profile, token, source };
   }
 
