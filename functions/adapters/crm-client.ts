@@ -4,7 +4,6 @@ import type { Credentials, CrmClient, LoginResult, ReleaseOutcome } from '../cor
 
 /** CRM.COM's answers are a few hundred bytes; anything far larger is not one of them. */
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
-const TOKEN_REJECTION = /TOKEN|SESSION|EXPIRED|AUTHENTICAT|UNAUTHORI|LOGIN/i;
 
 export interface HttpCrmClientOptions {
   /** Timeout of one call, reading the answer included (`CRM_TIMEOUT_MS`). */
@@ -123,15 +122,6 @@ export class HttpCrmClient implements CrmClient {
     await new Promise((resolve) => setImmediate(resolve));
     return { httpStatus: response.status, body: parseJson(text) };
   }
-}
-
-/**
- * Whether a CRM.COM answer (any call's parsed JSON body) says the token is invalid or expired,
- * so a consumer should invalidate it and retry once.
- */
-export function isTokenRejectedAnswer(body: unknown): boolean {
-  const code = statusCode(body);
-  return code !== undefined && code !== 'OK' && TOKEN_REJECTION.test(code);
 }
 
 function classifyLogin({ httpStatus, body }: Answer): LoginResult {

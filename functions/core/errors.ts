@@ -61,10 +61,9 @@ export class CrmRejectedError extends Error {
   /** CRM.COM's `status.code`, for logs only. */
   readonly crmCode: string;
   readonly httpStatus: number;
-  constructor(crmCode: string, httpStatus: number, detail?: string) {
-    super(
-      `CRM.COM rejected the request (HTTP ${httpStatus}, ${crmCode})${detail ? `: ${detail}` : ''}`,
-    );
+  constructor(crmCode: string, httpStatus: number) {
+    // CRM.COM's own message/description never goes in: it is logged by code only.
+    super(`CRM.COM rejected the request (HTTP ${httpStatus}, ${crmCode})`);
     this.name = 'CrmRejectedError';
     this.crmCode = crmCode;
     this.httpStatus = httpStatus;
@@ -77,8 +76,7 @@ export type UnavailableReason =
   | 'network'
   | 'throttled'
   | 'server-error'
-  | 'bad-response'
-  | 'not-supported';
+  | 'bad-response';
 
 /** CRM.COM timed out, reset, throttled, failed or answered something that is not its JSON. */
 export class CrmUnavailableError extends Error {

@@ -505,7 +505,7 @@ export class VendService {
           tokenFp: fp,
         });
       }
-      await this.clearLease(leased, leaseId, 'INTERNAL');
+      await this.clearLease(leased, leaseId);
       throw new VendorError('INTERNAL', 'The token store is unavailable', { retryable: true });
     }
     this.telemetry.log('info', 'logged in to CRM.COM', {
@@ -644,7 +644,7 @@ export class VendService {
       profile,
       error: describeError(error),
     });
-    await this.clearLease(leased, leaseId, 'INTERNAL');
+    await this.clearLease(leased, leaseId);
     return new VendorError('INTERNAL', 'Internal error', { retryable: true, cause: error });
   }
 
@@ -679,17 +679,14 @@ export class VendService {
     return until;
   }
 
-  private async clearLease(
-    leased: ProfileState,
-    leaseId: string,
-    code: VendErrorCode | undefined,
-  ): Promise<void> {
+  /** Ends our lease after an unexpected failure, so waiters share INTERNAL instead of waiting. */
+  private async clearLease(leased: ProfileState, leaseId: string): Promise<void> {
     const { lease: _lease, ...rest } = leased;
     const at = this.clock.now();
     const next: ProfileState = {
       ...rest,
       gen: leased.gen + 1,
-      lastAttempt: { id: leaseId, at, ...(code ? { error: { code } } : {}) },
+      lastAttempt: { id: leaseId, at, error: { code: 'INTERNAL' } },
     };
     if (await this.store.putState(next, leased.gen).catch(() => false)) {
       this.remember(leased.profile, next);

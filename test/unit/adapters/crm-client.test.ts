@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { HttpCrmClient, isTokenRejectedAnswer } from '../../../functions/adapters/crm-client.js';
+import { HttpCrmClient } from '../../../functions/adapters/crm-client.js';
+import { isTokenRejected } from '../../../functions/client/crm-answers.js';
 import { CrmRejectedError, CrmUnavailableError } from '../../../functions/core/errors.js';
 import { computeExpiry } from '../../../functions/core/jwt.js';
 import type { Credentials } from '../../../functions/core/types.js';
@@ -594,7 +595,7 @@ describe('HttpCrmClient against the CRM.COM simulator', () => {
     });
   });
 
-  describe('isTokenRejectedAnswer', () => {
+  describe('the client’s isTokenRejected on CRM.COM answers', () => {
     it.each([
       'INVALID_TOKEN',
       'EXPIRED_TOKEN',
@@ -605,7 +606,7 @@ describe('HttpCrmClient against the CRM.COM simulator', () => {
       'invalid_token',
     ])('recognises %s', (code) => {
       // Act & Assess
-      expect(isTokenRejectedAnswer({ status: { code, message: null }, data: null })).toBe(true);
+      expect(isTokenRejected({ status: { code, message: null }, data: null })).toBe(true);
     });
 
     it.each<[string, unknown]>([
@@ -617,7 +618,7 @@ describe('HttpCrmClient against the CRM.COM simulator', () => {
       ['a string', 'INVALID_TOKEN'],
     ])('does not recognise %s', (_name, body) => {
       // Act & Assess
-      expect(isTokenRejectedAnswer(body)).toBe(false);
+      expect(isTokenRejected(body)).toBe(false);
     });
 
     it('recognises the simulator answer to a data call with a released token', async () => {
@@ -630,8 +631,8 @@ describe('HttpCrmClient against the CRM.COM simulator', () => {
       const released = await fetch(`${sim.url}/contacts/list?token=${token}`);
 
       // Assess
-      expect(isTokenRejectedAnswer(await live.json())).toBe(false);
-      expect(isTokenRejectedAnswer(await released.json())).toBe(true);
+      expect(isTokenRejected(await live.json())).toBe(false);
+      expect(isTokenRejected(await released.json())).toBe(true);
     });
   });
 });
